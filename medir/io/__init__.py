@@ -1,0 +1,186 @@
+"""Read and write scans as :class:`Image`: DICOM (file, multi-frame, series folder), NIfTI, PNG/TIFF, NPY/NPZ.
+
+``read_image(path)`` takes a file or a folder holding one DICOM series.
+``write_image(image, path)`` writes in the format the path's suffix names (a
+folder for a DICOM series), atomically, refusing to overwrite without ``force``.
+``collect_inputs(paths)`` expands files, folders and series into work items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from medir.engine.atomic import atomic_dir, atomic_path
+from medir.errors import InputError
+from medir.io.image import Image, ImageMeta, normalize_modality
+
+__all__ = ["Image", "ImageMeta", "InputItem", "collect_inputs", "format_of", "read_image", "write_image"]
+
+RASTER = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+NUMPY = (".npy", ".npz")
+NIFTI = (".nii", ".nii.gz")
+
+
+def format_of(path: Path) -> str | None:
+    """'dicom', 'nifti', 'raster', 'numpy', 'series' (a folder of DICOM files) or None."""
+    name = path.name.lower()
+    if path.is_dir():
+        return "series" if _dicom_files(path) else None
+    if name.endswith(NIFTI):
+        return "nifti"
+    if name.endswith(RASTER):
+        return "raster"
+    if name.endswith(NUMPY):
+        return "numpy"
+    from medir.io.dicom import is_dicom_file
+
+    return "dicom" if is_dicom_file(path) else None
+
+
+def _dicom_files(folder: Path) -> list[Path]:
+    from medir.io.dicom import is_dicom_file
+
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and is_dicom_file(p))
+
+
+def read_image(path: str | Path, *, modality: str | None = None) -> Image:
+    """Read a file or a DICOM series folder; ``modality`` overrides what the file says (or does not say)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path} does not exist: check the path")
+    kind = format_of(path)
+    if kind is None:
+        raise InputError(
+            f"{path.name} is not a format medir reads: use DICOM, NIfTI (.nii/.nii.gz), PNG/TIFF or NPY/NPZ"
+        )
+    if path.is_file() and path.stat().st_size == 0:
+        raise InputError(f"{path.name} is an empty file (0 bytes): check the export")
+    image = _READERS[kind](path)
+    if modality is not None:
+        image.meta.modality = normalize_modality(modality)
+    return image
+
+
+def _read_dicom(path: Path) -> Image:
+    from medir.io.dicom import read_dicom_file
+
+    return read_dicom_file(path)
+
+
+def _read_series(path: Path) -> Image:
+    from medir.io.dicom import read_dicom_series
+
+    return read_dicom_series(_dicom_files(path), path.name)
+
+
+def _read_nifti(path: Path) -> Image:
+    from medir.io.nifti import read_nifti
+
+    return read_nifti(path)
+
+
+def _read_raster(path: Path) -> Image:
+    from medir.io.raster import read_raster
+
+    return read_raster(path)
+
+
+def _read_numpy(path: Path) -> Image:
+    from medir.io.arrays import read_array
+
+    return read_array(path)
+
+
+_READERS = {
+    "dicom": _read_dicom,
+    "series": _read_series,
+    "nifti": _read_nifti,
+    "raster": _read_raster,
+    "numpy": _read_numpy,
+}
+
+
+def write_image(
+    image: Image,
+    path: str | Path,
+    *,
+    force: bool = False,
+    description: str = "medir",
+    model: str | None = None,
+    scale: int = 1,
+) -> Path:
+    """Write ``image`` to ``path`` in the format its suffix names (no suffix + DICOM source -> series folder).
+
+    ``description`` and ``model`` go into the file (DICOM SeriesDescription/DerivationDescription,
+    NIfTI descrip, PNG/TIFF description). ``scale`` tells DICOM writing the image was super-resolved.
+    """
+    path = Path(path)
+    name = path.name.lower()
+    if image.meta.source_format == "dicom" and not name.endswith(NIFTI + RASTER + NUMPY):
+        return _write_dicom(image, path, force=force, description=description, model=model, scale=scale)
+    text = f"{description}; model: {model}" if model else description
+    if not name.endswith(NIFTI + RASTER + NUMPY):
+        raise InputError(f"{path.name}: unknown output format; end the name with .nii.gz, .png, .tif, .npy or .dcm")
+    with atomic_path(path, force=force) as tmp:
+        if name.endswith(NIFTI):
+            from medir.io.nifti import write_nifti
+
+            write_nifti(image, tmp, description=text)
+        elif name.endswith(RASTER):
+            from medir.io.raster import write_raster
+
+            write_raster(image, tmp, description=text)
+        else:
+            from medir.io.arrays import write_array
+
+            write_array(image, tmp)
+    return path
+
+
+def _write_dicom(image: Image, path: Path, *, force: bool, description: str, model: str | None, scale: int) -> Path:
+    from medir.io.dicom import derived_datasets, save_dataset
+
+    datasets = derived_datasets(image, description=description, model=model, scale=scale)
+    if len(datasets) == 1 and image.meta.source_format == "dicom" and path.suffix:
+        with atomic_path(path, force=force) as tmp:
+            save_dataset(datasets[0], tmp)
+        return path
+    with atomic_dir(path, force=force) as tmp:
+        for k, ds in enumerate(datasets):
+            save_dataset(ds, tmp / f"slice_{k + 1:04d}.dcm")
+    return path
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One unit of work: a file, or a folder holding one DICOM series."""
+
+    path: Path
+    kind: str
+
+    @property
+    def output_name(self) -> str:
+        return self.path.name
+
+
+def collect_inputs(paths: list[str | Path]) -> list[InputItem]:
+    """Expand inputs: files stay files, a folder of DICOM files is a series, other folders are walked.
+
+    Paths that do not exist or have an unknown format are kept (kind 'invalid') so the caller can
+    report them with the other failures instead of stopping.
+    """
+    items: list[InputItem] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            if _dicom_files(p):
+                items.append(InputItem(p, "series"))
+                continue
+            children = sorted(c for c in p.rglob("*") if c.is_file() and not c.name.startswith("."))
+            sub_dirs = {c.parent for c in children if c.parent != p and format_of(c) == "dicom"}
+            items += [InputItem(d, "series") for d in sorted(sub_dirs)]
+            items += [InputItem(c, format_of(c)) for c in children if c.parent not in sub_dirs and format_of(c)]
+        else:
+            items.append(InputItem(p, (format_of(p) if p.exists() else None) or "invalid"))
+    return items

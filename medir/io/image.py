@@ -100,7 +100,7 @@ class Image:
             array = np.moveaxis(stack[0], 0, -1)
         else:
             array = stack[0, 0] if self.array.ndim == 2 else stack[:, 0]
-        meta = self.meta
+        meta = self.meta.replace()
         if scale != 1:
             meta = meta.replace(spacing=_scaled_spacing(meta.spacing, scale), affine=_scaled_affine(meta.affine, scale))
         return Image(array, meta)

@@ -1,0 +1,119 @@
+"""``medir evaluate --pred P --target T``: PSNR, SSIM, NMSE, RMSE per file, in physical units."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+from pathlib import Path
+
+from medir.errors import InputError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pred", required=True, type=Path, help="restored file or folder")
+    p.add_argument("--target", required=True, type=Path, help="reference file or folder (matched by file name)")
+    p.add_argument(
+        "--data-range", default="target",
+        help="'target' (per image: target max - min, the default) or a fixed number (e.g. 400 for the CT window)",
+    )
+    p.add_argument("--window", help="lo,hi: clip both to an evaluation window first; default: the modality's (CT: -160,240)")
+    p.add_argument("--no-window", action="store_true", help="evaluate the full range, no window")
+    p.add_argument("--modality", help="override the modality (chooses the default window)")
+    p.add_argument("--csv", type=Path, help="also write the table as CSV to this file")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --csv file")
+
+
+def _pairs(pred: Path, target: Path) -> list[tuple[Path, Path]]:
+    from medir.io import collect_inputs
+
+    if not pred.is_dir() or (pred.is_dir() and not target.is_dir()):
+        return [(pred, target)]
+    targets = {it.path.name: it.path for it in collect_inputs([target])}
+    pairs = [(it.path, targets[it.path.name]) for it in collect_inputs([pred]) if it.path.name in targets]
+    if not pairs:
+        raise InputError(f"no file in {pred} has a same-named reference in {target}: match the names")
+    return pairs
+
+
+def _window(args, modality: str):
+    from medir.data.intensity import DEFAULT_PRESET_FOR_MODALITY, get_preset
+
+    if args.no_window:
+        return None
+    if args.window:
+        try:
+            lo, hi = (float(v) for v in args.window.split(","))
+        except ValueError:
+            raise InputError(f"--window '{args.window}' is not lo,hi (e.g. -160,240)")
+        return lo, hi
+    preset = DEFAULT_PRESET_FOR_MODALITY.get(modality)
+    return get_preset(preset).eval_window if preset else None
+
+
+def _data_range(text: str):
+    if text == "target":
+        return "target"
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"--data-range '{text}' is neither 'target' nor a number")
+    if not value > 0:
+        raise InputError(f"--data-range must be positive, got {text}")
+    return value
+
+
+def evaluate_pair(pred_path: Path, target_path: Path, args) -> dict:
+    from medir.io import read_image
+    from medir.metrics import nmse, psnr, rmse, ssim
+
+    pred, target = read_image(pred_path, modality=args.modality), read_image(target_path, modality=args.modality)
+    pred.validate(pred_path.name)
+    target.validate(target_path.name)
+    if pred.array.shape != target.array.shape:
+        raise InputError(f"{pred_path.name} is {pred.array.shape} but its reference is {target.array.shape}")
+    window = _window(args, target.meta.modality)
+    dr = _data_range(args.data_range)
+    p, t = pred.slices(), target.slices()
+    return {
+        "file": pred_path.name,
+        "psnr": psnr(p, t, data_range=dr, window=window),
+        "ssim": ssim(p, t, data_range=dr, window=window),
+        "nmse": nmse(p, t, window=window),
+        "rmse": rmse(p, t, window=window),
+        "units": target.meta.units,
+        "window": window,
+    }
+
+
+def _table(rows: list[dict]) -> str:
+    lines = [f"{'file':<32} {'PSNR dB':>9} {'SSIM':>7} {'NMSE':>10} {'RMSE':>10}"]
+    for r in rows:
+        lines.append(f"{r['file'][:32]:<32} {r['psnr']:9.3f} {r['ssim']:7.4f} {r['nmse']:10.3e} {r['rmse']:10.3f}")
+    if len(rows) > 1:
+        mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("psnr", "ssim", "nmse", "rmse")}
+        lines.append(f"{'mean':<32} {mean['psnr']:9.3f} {mean['ssim']:7.4f} {mean['nmse']:10.3e} {mean['rmse']:10.3f}")
+    return "\n".join(lines)
+
+
+def _write_csv(rows: list[dict], path: Path, force: bool) -> None:
+    from medir.engine.atomic import atomic_write_text
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["file", "psnr", "ssim", "nmse", "rmse", "units", "window"])
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue(), force=force)
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = [evaluate_pair(p, t, args) for p, t in _pairs(args.pred, args.target)]
+    window, units = rows[0]["window"], rows[0]["units"]
+    policy = "per-image target max - min" if args.data_range == "target" else f"fixed {args.data_range}"
+    clip = f"clipped to [{window[0]:g}, {window[1]:g}] {units}" if window else "no window"
+    print(f"data range: {policy}; {clip}; RMSE in {units}")
+    print(_table(rows))
+    if args.csv:
+        _write_csv(rows, args.csv, args.force)
+    return 0 if all(math.isfinite(r["psnr"]) for r in rows) else 1

@@ -1,0 +1,149 @@
+"""Model files: a directory with ``model.safetensors``, ``config.json`` (the card) and ``README.md``.
+
+Safetensors cannot run code when loaded, and the JSON card holds everything needed
+to rebuild the network (architecture and its keyword arguments) and to use it
+correctly (task, modality, intensity preset, scale), plus how it was made
+(training data recipe) and how good it is (validation metrics).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from medir.data.intensity import IntensityPreset
+from medir.engine.atomic import atomic_dir, atomic_write_text
+from medir.errors import ModelFileError
+
+FORMAT = "medir-model"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "shipped"
+
+
+@dataclass
+class ModelCard:
+    """What a model is, how to use it, how it was made, how well it does."""
+
+    arch: str
+    arch_args: dict[str, Any]
+    task: str
+    modality: str
+    intensity: dict[str, Any]
+    scale: int = 1
+    in_channels: int = 1
+    out_channels: int = 1
+    method: str | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def preset(self) -> IntensityPreset:
+        return IntensityPreset.from_dict(self.intensity)
+
+    def to_json(self) -> str:
+        return json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str, where: str) -> "ModelCard":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ModelFileError(f"{where} is not valid JSON ({err.msg} at line {err.lineno}): not a medir model config")
+        if not isinstance(data, dict) or data.pop("format", None) != FORMAT:
+            raise ModelFileError(f"{where} is not a medir model config (no \"format\": \"{FORMAT}\")")
+        data.pop("format_version", None)
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ModelFileError(f"{where} has unknown keys {sorted(unknown)}: written by a newer medir?")
+        try:
+            return cls(**data)
+        except TypeError as err:
+            raise ModelFileError(f"{where} is incomplete ({err}): not a usable medir model config")
+
+    def markdown(self) -> str:
+        lines = [f"# medir model: {self.task}", "", self.description or "", ""]
+        lines += [f"- architecture: `{self.arch}` {json.dumps(self.arch_args)}"]
+        lines += [f"- modality: {self.modality}; intensity preset: {json.dumps(self.intensity)}"]
+        lines += [f"- scale: {self.scale}; channels in/out: {self.in_channels}/{self.out_channels}"]
+        lines += [f"- method: {self.method or 'supervised'}"]
+        if self.training:
+            lines += ["", "## Training data", "", "```json", json.dumps(self.training, indent=2), "```"]
+        if self.metrics:
+            lines += ["", "## Validation metrics", "", "```json", json.dumps(self.metrics, indent=2), "```"]
+        return "\n".join(lines) + "\n"
+
+
+def save_model(path: str | Path, model: nn.Module, card: ModelCard, *, force: bool = False) -> Path:
+    """Write ``path/`` atomically (built beside it, then renamed); refuse to replace it unless ``force``."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    with atomic_dir(path, force=force) as tmp:
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+        atomic_write_text(tmp / CONFIG, card.to_json())
+        atomic_write_text(tmp / "README.md", card.markdown())
+    return path
+
+
+def shipped_models() -> dict[str, Path]:
+    """Models that ship inside the package, by name."""
+    if not SHIPPED_DIR.is_dir():
+        return {}
+    return {p.name: p for p in sorted(SHIPPED_DIR.iterdir()) if (p / CONFIG).is_file()}
+
+
+def resolve_model_path(name_or_path: str | Path) -> Path:
+    """A shipped model's name, a model directory, or a ``.safetensors`` file beside its config."""
+    p = Path(name_or_path)
+    if p.exists():
+        directory = p.parent if p.is_file() else p
+        if not (directory / CONFIG).is_file() or not (directory / WEIGHTS).is_file():
+            raise ModelFileError(
+                f"{p} is not a medir model: expected a folder with {WEIGHTS} and {CONFIG} (see `medir models`)"
+            )
+        return directory
+    shipped = shipped_models()
+    if str(name_or_path) in shipped:
+        return shipped[str(name_or_path)]
+    names = ", ".join(shipped) or "none yet"
+    raise ModelFileError(f"no model file or shipped model named '{name_or_path}' (shipped models: {names})")
+
+
+def load_card(name_or_path: str | Path) -> ModelCard:
+    directory = resolve_model_path(name_or_path)
+    return ModelCard.from_json((directory / CONFIG).read_text(encoding="utf-8"), str(directory / CONFIG))
+
+
+def load_model(name_or_path: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelCard]:
+    """Rebuild the architecture from the card and load the weights; the model is in eval mode."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from medir.models import build_model
+
+    directory = resolve_model_path(name_or_path)
+    card = load_card(directory)
+    try:
+        state = load_file(str(directory / WEIGHTS), device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ModelFileError(f"{directory / WEIGHTS} is not a readable safetensors file ({err})")
+    model = build_model(card.arch, **card.arch_args)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError:  # shape mismatches
+        missing, unexpected = ["(shape mismatch)"], []
+    if missing or unexpected:
+        raise ModelFileError(
+            f"{directory} weights do not fit architecture '{card.arch}' {card.arch_args} "
+            f"({len(missing)} missing, {len(unexpected)} unexpected tensors): the files are from different models"
+        )
+    return model.to(device).eval(), card

@@ -1,0 +1,83 @@
+import numpy as np
+import pydicom
+import pytest
+
+from medir.errors import InputError
+from medir.io import read_image, write_image
+
+
+def test_ct_read_applies_rescale_to_hu(ct_small):
+    image = read_image(ct_small)
+    ds = pydicom.dcmread(ct_small)
+    expected = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    np.testing.assert_array_equal(image.array, expected.astype(np.float32))
+    assert image.meta.modality == "CT" and image.meta.units == "HU"
+    assert image.meta.spacing == pytest.approx([float(v) for v in ds.PixelSpacing])
+
+
+def test_dicom_round_trip_keeps_pixels_geometry_identity(ct_small, tmp_path):
+    image = read_image(ct_small)
+    out = write_image(image, tmp_path / "out.dcm", description="test", model="m")
+    back = read_image(out)
+    np.testing.assert_array_equal(back.array, image.array)
+    np.testing.assert_allclose(back.meta.affine, image.meta.affine, atol=1e-6)
+    src, ds = pydicom.dcmread(ct_small), pydicom.dcmread(out)
+    assert ds.PatientID == src.PatientID and ds.StudyInstanceUID == src.StudyInstanceUID
+    assert ds.SOPInstanceUID != src.SOPInstanceUID and ds.SeriesInstanceUID != src.SeriesInstanceUID
+    assert list(ds.ImageType[:2]) == ["DERIVED", "SECONDARY"]
+    assert "medir" in ds.SeriesDescription and "medir" in ds.DerivationDescription
+    assert ds.pixel_array.dtype == src.pixel_array.dtype
+    assert ds.RescaleIntercept == src.RescaleIntercept and ds.RescaleSlope == src.RescaleSlope
+    assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
+
+
+def test_dicom_write_clips_to_stored_range(ct_small, tmp_path):
+    image = read_image(ct_small)
+    image.array[:] = 1e6  # far beyond int16 with intercept -1024
+    back = read_image(write_image(image, tmp_path / "clip.dcm"))
+    assert back.array.max() == pytest.approx(32767 - 1024)
+
+
+def test_series_folder_reads_sorted_by_position_and_writes_series(ct_series, tmp_path):
+    image = read_image(ct_series)
+    assert image.array.shape == (3, 128, 128)
+    # slice k was offset by 10 k: sorted by position, not by file name
+    np.testing.assert_allclose(image.array[1] - image.array[0], 10)
+    assert image.meta.spacing[0] == pytest.approx(5.0)
+    out = write_image(image, tmp_path / "restored")
+    files = sorted(out.iterdir())
+    assert len(files) == 3
+    uids = {pydicom.dcmread(f).SeriesInstanceUID for f in files}
+    assert len(uids) == 1
+    back = read_image(out)
+    np.testing.assert_array_equal(back.array, image.array)
+
+
+def test_multiframe_file_reads_as_volume(ct_series, tmp_path):
+    from pydicom.uid import generate_uid
+
+    ds = pydicom.dcmread(next(ct_series.iterdir()))
+    frames = np.stack([ds.pixel_array + i for i in range(4)]).astype(np.int16)
+    ds.NumberOfFrames = 4
+    ds.PixelData = frames.tobytes()
+    ds.SOPInstanceUID = generate_uid()
+    ds.save_as(tmp_path / "mf.dcm")
+    image = read_image(tmp_path / "mf.dcm")
+    assert image.array.shape == (4, 128, 128)
+    back = read_image(write_image(image, tmp_path / "mf_out.dcm"))
+    np.testing.assert_array_equal(back.array, image.array)
+
+
+def test_text_file_named_dcm_is_one_line_error(tmp_path):
+    bad = tmp_path / "notes.dcm"
+    bad.write_text("this is not a scan\n")
+    with pytest.raises(InputError, match="notes.dcm is not a readable DICOM"):
+        read_image(bad)
+
+
+def test_truncated_dicom_is_input_error(ct_small, tmp_path):
+    data = ct_small.read_bytes()
+    bad = tmp_path / "cut.dcm"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="cut.dcm"):
+        read_image(bad)
