@@ -22,7 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-window", action="store_true", help="evaluate the full range, no window")
     p.add_argument("--modality", help="override the modality (chooses the default window)")
     p.add_argument("--csv", type=Path, help="also write the table as CSV to this file")
-    p.add_argument("--force", action="store_true", help="overwrite an existing --csv file")
+    p.add_argument("--input", type=Path, help="the degraded input, shown in --figure next to the restored image")
+    p.add_argument("--figure", type=Path, help="write a PNG: [input |] restored | reference, in the evaluation window")
+    p.add_argument("--force", action="store_true", help="overwrite existing --csv / --figure files")
 
 
 def _pairs(pred: Path, target: Path) -> list[tuple[Path, Path]]:
@@ -107,6 +109,24 @@ def _write_csv(rows: list[dict], path: Path, force: bool) -> None:
     atomic_write_text(path, buf.getvalue(), force=force)
 
 
+def _figure(args, row: dict) -> None:
+    """Input / restored / reference of the first pair, with the PSNR of each against the reference."""
+    from medir.io import read_image
+    from medir.metrics import psnr
+    from medir.viz import side_by_side
+
+    pred_path, target_path = _pairs(args.pred, args.target)[0]
+    pred, target = read_image(pred_path, modality=args.modality), read_image(target_path, modality=args.modality)
+    dr, window = _data_range(args.data_range), row["window"]
+    panels = [(f"restored ({row['psnr']:.2f} dB)", pred.array), ("reference", target.array)]
+    if args.input:
+        degraded = read_image(args.input, modality=args.modality).validate(args.input.name)
+        value = psnr(degraded.slices(), target.slices(), data_range=dr, window=window)
+        panels.insert(0, (f"input ({value:.2f} dB)", degraded.array))
+    side_by_side(panels, args.figure, window=window, units=row["units"], channels=target.meta.channels, force=args.force)
+    print(f"figure written to {args.figure}")
+
+
 def run(args: argparse.Namespace) -> int:
     rows = [evaluate_pair(p, t, args) for p, t in _pairs(args.pred, args.target)]
     window, units = rows[0]["window"], rows[0]["units"]
@@ -116,4 +136,6 @@ def run(args: argparse.Namespace) -> int:
     print(_table(rows))
     if args.csv:
         _write_csv(rows, args.csv, args.force)
+    if args.figure:
+        _figure(args, rows[0])
     return 0 if all(math.isfinite(r["psnr"]) for r in rows) else 1

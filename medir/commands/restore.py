@@ -14,7 +14,8 @@ DEFAULT_MODELS = {"CT": "ct-ldct-nafnet"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", metavar="IN", help="files, folders or DICOM series folders")
+    p.add_argument("inputs", nargs="*", metavar="IN", help="files, folders or DICOM series folders")
+    p.add_argument("--example", action="store_true", help="restore the quarter-dose CT example shipped with medir")
     p.add_argument("-o", "--output", required=True, type=Path, help="output folder (or file, for one input)")
     p.add_argument("--model", help="shipped model name or model folder; default: the shipped model for the modality")
     p.add_argument("--modality", help="override the input's modality (CT, PT, MR, NM, SM); needed for NIfTI/PNG/NPY")
@@ -24,6 +25,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--shard", help="i/N: process every N-th input starting at i (split a job across processes)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
+def example_path() -> Path:
+    """The quarter-dose CT slice shipped with medir (see medir/samples/README.md for how it was made)."""
+    path = Path(__file__).resolve().parent.parent / "samples" / "ldct_example.dcm"
+    if not path.is_file():
+        raise MedirError(f"the shipped example {path.name} is missing from this installation: reinstall medir")
+    return path
 
 
 class ModelCache:
@@ -69,7 +78,10 @@ def restore_one(item, out: Path, models: ModelCache, args) -> None:
 def run(args: argparse.Namespace) -> int:
     from medir.io import collect_inputs
 
-    items = take_shard(collect_inputs(args.inputs), parse_shard(args.shard))
+    inputs = list(args.inputs)
+    if args.example:
+        inputs.append(str(example_path()))
+    items = take_shard(collect_inputs(inputs), parse_shard(args.shard))
     if not items:
         raise InputError("no inputs to restore (empty folder or empty shard): check the paths")
     models = ModelCache(args.model, args.device)
