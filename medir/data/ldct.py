@@ -1,0 +1,96 @@
+"""Offline CT images for the shipped low-dose CT model, and how they are split.
+
+Everything here ships inside installed packages, so anyone can regenerate the data:
+
+- real CT slices from pydicom's test files: ``693_J2KI.dcm`` (head, 512x512),
+  ``J2K_pixelrep_mismatch.dcm`` (head, 512x512), ``CT_small.dcm`` (neck, 128x128);
+- pseudo-CT head slices built from the MNI ICBM152 2009a grey/white-matter maps that ship
+  with nilearn: tissue fractions mapped to HU (grey 40, white 28, CSF 8), a skull of
+  cortical bone and diploe grown around the brain, scalp, air at -1000 HU.
+
+Split: ``J2K_pixelrep_mismatch.dcm`` and pseudo-CT slices z >= 110 are held out (test);
+the other real slices and pseudo-CT slices 40 <= z < 100 are for training, so no slice is shared.
+
+    python -m medir.data.ldct OUT      # writes OUT/train/*.npz and OUT/test/*.npz (HU + spacing)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from medir.errors import MedirError
+from medir.io import Image, ImageMeta, read_image, write_image
+
+REAL_SPLIT = {"693_J2KI.dcm": "train", "CT_small.dcm": "train", "J2K_pixelrep_mismatch.dcm": "test"}
+PSEUDO_SPLIT = {"train": range(40, 100, 3), "test": range(110, 150, 8)}
+HU = {"air": -1000.0, "csf": 8.0, "grey": 40.0, "white": 28.0, "cortical": 1400.0, "diploe": 550.0, "scalp": 35.0}
+
+
+def real_ct(name: str) -> Image:
+    """One of pydicom's CT test slices, in HU, clipped to the CT preset's range [-1024, 3071]."""
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name)
+    if path is None:
+        raise MedirError(f"pydicom test file {name} is missing: reinstall pydicom")
+    image = read_image(path)
+    image.array = np.clip(image.array, -1024, 3071)
+    return image
+
+
+def pseudo_ct_head(z: int, *, seed: int = 0) -> np.ndarray:
+    """(233, 197) axial pseudo-CT slice in HU at MNI voxel index ``z`` (1 mm pixels)."""
+    from medir.data.phantoms import load_template
+
+    vol = load_template()
+    gm, wm, csf = (np.rot90(vol[k][:, :, z]) for k in ("grey", "white", "csf"))
+    brain = (gm + wm + csf) > 0.5
+    hu = np.full(brain.shape, HU["air"], np.float32)
+    hu[brain] = (gm * HU["grey"] + wm * HU["white"] + csf * HU["csf"])[brain]
+    inner = brain
+    for radius, tissue in [(2, "cortical"), (5, "diploe"), (7, "cortical"), (12, "scalp")]:
+        shell = ndimage.binary_dilation(brain, iterations=radius) & ~inner
+        hu[shell] = HU[tissue]
+        inner = inner | shell
+    rng = np.random.default_rng(seed + z)
+    texture = ndimage.gaussian_filter(rng.normal(0, 1, hu.shape), 3) * 40  # smooth tissue inhomogeneity
+    hu[inner] += texture[inner].astype(np.float32)
+    return ndimage.gaussian_filter(hu, 0.6)
+
+
+def ldct_sources(split: str) -> list[tuple[str, Image]]:
+    """(name, HU image) pairs of one split, real slices first."""
+    items = [(Path(n).stem, real_ct(n)) for n, s in REAL_SPLIT.items() if s == split]
+    for z in PSEUDO_SPLIT[split]:
+        meta = ImageMeta(modality="CT", units="HU", spacing=(1.0, 1.0))
+        items.append((f"mni_pseudo_ct_z{z:03d}", Image(pseudo_ct_head(z), meta)))
+    return items
+
+
+def write_ldct_folders(out: Path, *, force: bool = False) -> dict[str, int]:
+    """Write ``out/train`` and ``out/test`` as NPZ slices (HU, with pixel spacing); returns counts per split."""
+    counts = {}
+    for split in ("train", "test"):
+        items = ldct_sources(split)
+        for name, image in items:
+            meta = ImageMeta(modality="CT", units="HU", spacing=image.meta.spacing)
+            write_image(Image(image.array, meta), out / split / f"{name}.npz", force=force)
+        counts[split] = len(items)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="Write the offline CT training/test slices (HU, .npy).")
+    p.add_argument("out", type=Path)
+    p.add_argument("--force", action="store_true")
+    args = p.parse_args(argv)
+    counts = write_ldct_folders(args.out, force=args.force)
+    print(f"wrote {counts['train']} training and {counts['test']} held-out slices under {args.out}")
+
+
+if __name__ == "__main__":
+    main()
