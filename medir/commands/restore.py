@@ -72,7 +72,7 @@ def restore_one(item, out: Path, models: ModelCache, args) -> None:
         image, model, card, tile=tile, overlap=args.overlap, batch=args.batch,
         device=args.device, progress=True, name=item.path.name,
     )
-    write_image(restored, out, force=args.force, description=f"medir restored: {card.task}", model=name, scale=card.scale)
+    write_image(restored, out, force=args.force, description=f"medir restored ({card.task})", model=name)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -108,17 +108,17 @@ def write_image(
     force: bool = False,
     description: str = "medir",
     model: str | None = None,
-    scale: int = 1,
 ) -> Path:
     """Write ``image`` to ``path`` in the format its suffix names (no suffix + DICOM source -> series folder).
 
     ``description`` and ``model`` go into the file (DICOM SeriesDescription/DerivationDescription,
-    NIfTI descrip, PNG/TIFF description). ``scale`` tells DICOM writing the image was super-resolved.
+    NIfTI descrip, PNG/TIFF description). A DICOM output of another size than its source (super-resolution,
+    simulated low resolution) gets its rows, columns, spacing and position updated for the same field of view.
     """
     path = Path(path)
     name = path.name.lower()
     if image.meta.source_format == "dicom" and not name.endswith(NIFTI + RASTER + NUMPY):
-        return _write_dicom(image, path, force=force, description=description, model=model, scale=scale)
+        return _write_dicom(image, path, force=force, description=description, model=model)
     text = f"{description}; model: {model}" if model else description
     if not name.endswith(NIFTI + RASTER + NUMPY):
         raise InputError(f"{path.name}: unknown output format; end the name with .nii.gz, .png, .tif, .npy or .dcm")
@@ -138,10 +138,10 @@ def write_image(
     return path
 
 
-def _write_dicom(image: Image, path: Path, *, force: bool, description: str, model: str | None, scale: int) -> Path:
+def _write_dicom(image: Image, path: Path, *, force: bool, description: str, model: str | None) -> Path:
     from medir.io.dicom import derived_datasets, save_dataset
 
-    datasets = derived_datasets(image, description=description, model=model, scale=scale)
+    datasets = derived_datasets(image, description=description, model=model)
     if len(datasets) == 1 and image.meta.source_format == "dicom" and path.suffix:
         with atomic_path(path, force=force) as tmp:
             save_dataset(datasets[0], tmp)

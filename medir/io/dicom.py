@@ -163,7 +163,7 @@ def _to_stored(ds, values: np.ndarray) -> np.ndarray:
     return np.clip(stored, lo, hi).astype(dtype)
 
 
-def _derive(ds, *, series_uid: str, description: str, model: str | None, scale: int):
+def _derive(ds, *, series_uid: str, description: str, model: str | None, shape: tuple[int, int]):
     pydicom = _pydicom()
     from pydicom.dataset import FileMetaDataset
     from pydicom.sequence import Sequence
@@ -175,9 +175,9 @@ def _derive(ds, *, series_uid: str, description: str, model: str | None, scale: 
     out.SOPInstanceUID = sop_uid
     out.SeriesInstanceUID = series_uid
     out.ImageType = ["DERIVED", "SECONDARY"] + [v for v in list(ds.get("ImageType", []))[2:]]
-    what = f"medir restored ({model})" if model else "medir restored"
-    out.SeriesDescription = f"{what} {ds.get('SeriesDescription', '')}".strip()[:64]
-    out.DerivationDescription = f"{description}; model: {model or 'n/a'}; medir"[:1024]
+    out.SeriesDescription = description[:64]
+    source_series = ds.get("SeriesDescription", "")
+    out.DerivationDescription = f"{description}; model: {model or 'n/a'}; from series '{source_series}'"[:1024]
     now = datetime.datetime.now()
     out.ContentDate, out.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     if source_sop is not None and "SOPClassUID" in ds:
@@ -189,18 +189,22 @@ def _derive(ds, *, series_uid: str, description: str, model: str | None, scale: 
     meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", meta.get("MediaStorageSOPClassUID", "1.2.840.10008.5.1.4.1.1.7"))
     meta.TransferSyntaxUID = UNCOMPRESSED
     out.file_meta = meta
-    if scale != 1:
-        _rescale_geometry(out, scale)
+    if shape != (int(ds.Rows), int(ds.Columns)):
+        _resize_geometry(out, shape)
     return out
 
 
-def _rescale_geometry(ds, scale: int) -> None:
-    """Super-resolved output: more rows/columns, finer spacing, origin at the new first pixel centre."""
+def _resize_geometry(ds, shape: tuple[int, int]) -> None:
+    """Output of another size (super-resolution up, simulation down): same field of view, new pixel grid."""
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    factor = shape[0] / rows
+    if abs(shape[1] / cols - factor) > 1e-9:
+        raise InputError(f"image of {shape[0]}x{shape[1]} is not a uniform rescale of its {rows}x{cols} DICOM source")
     row_cos, col_cos, pos, (dr, dc) = _geometry(ds)
-    ds.Rows, ds.Columns = int(ds.Rows) * scale, int(ds.Columns) * scale
-    ds.PixelSpacing = [f"{dr / scale:.6g}", f"{dc / scale:.6g}"]
+    ds.Rows, ds.Columns = shape
+    ds.PixelSpacing = [f"{dr / factor:.6g}", f"{dc / factor:.6g}"]
     if "ImagePositionPatient" in ds:
-        new = pos - (row_cos * dc + col_cos * dr) * (scale - 1) / (2 * scale)
+        new = pos - (row_cos * dc + col_cos * dr) * (factor - 1) / (2 * factor)
         ds.ImagePositionPatient = [f"{v:.6g}" for v in new]
 
 
@@ -213,7 +217,7 @@ def _set_pixels(ds, values: np.ndarray) -> None:
     ds["PixelData"].is_undefined_length = False
 
 
-def derived_datasets(image: Image, *, description: str, model: str | None, scale: int = 1) -> list:
+def derived_datasets(image: Image, *, description: str, model: str | None) -> list:
     """The datasets of a derived series holding ``image``'s pixels (one per source dataset)."""
     from pydicom.uid import generate_uid
 
@@ -222,14 +226,14 @@ def derived_datasets(image: Image, *, description: str, model: str | None, scale
         raise InputError("DICOM output needs a DICOM source to derive from: write NIfTI, PNG or NPY instead")
     series_uid = generate_uid()
     if len(sources) == 1:
-        out = _derive(sources[0], series_uid=series_uid, description=description, model=model, scale=scale)
+        out = _derive(sources[0], series_uid=series_uid, description=description, model=model, shape=image.slice_shape)
         _set_pixels(out, image.array)
         return [out]
     if image.array.ndim != 3 or image.array.shape[0] != len(sources):
         raise InputError(f"volume of shape {image.array.shape} does not match its {len(sources)}-file source series")
     result = []
     for k, src in enumerate(sources):
-        out = _derive(src, series_uid=series_uid, description=description, model=model, scale=scale)
+        out = _derive(src, series_uid=series_uid, description=description, model=model, shape=image.slice_shape)
         out.InstanceNumber = k + 1
         _set_pixels(out, image.array[k])
         result.append(out)

@@ -17,7 +17,7 @@ def test_ct_read_applies_rescale_to_hu(ct_small):
 
 def test_dicom_round_trip_keeps_pixels_geometry_identity(ct_small, tmp_path):
     image = read_image(ct_small)
-    out = write_image(image, tmp_path / "out.dcm", description="test", model="m")
+    out = write_image(image, tmp_path / "out.dcm", description="medir restored (test)", model="m")
     back = read_image(out)
     np.testing.assert_array_equal(back.array, image.array)
     np.testing.assert_allclose(back.meta.affine, image.meta.affine, atol=1e-6)
@@ -81,3 +81,26 @@ def test_truncated_dicom_is_input_error(ct_small, tmp_path):
     bad.write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match="cut.dcm"):
         read_image(bad)
+
+
+@pytest.mark.parametrize("factor", [2, 0.5])
+def test_resized_dicom_output_keeps_field_of_view(ct_small, tmp_path, factor):
+    image = read_image(ct_small)
+    n = int(128 * factor)
+    resized = image.with_slices(np.zeros((1, 1, n, n), np.float32))
+    out = write_image(resized, tmp_path / "r.dcm", description="medir simulate mri-sr")
+    ds, src = pydicom.dcmread(out), pydicom.dcmread(ct_small)
+    assert (ds.Rows, ds.Columns) == (n, n)
+    assert float(ds.PixelSpacing[0]) == pytest.approx(float(src.PixelSpacing[0]) / factor, rel=1e-5)
+    assert ds.SeriesDescription == "medir simulate mri-sr"
+    # the first pixel's outer edge stays where the source's was
+    edge_src = float(src.ImagePositionPatient[0]) - float(src.PixelSpacing[1]) / 2
+    edge_out = float(ds.ImagePositionPatient[0]) - float(ds.PixelSpacing[1]) / 2
+    assert edge_out == pytest.approx(edge_src, abs=1e-3)
+    assert read_image(out).array.shape == (n, n)
+
+
+def test_non_uniform_resize_is_refused(ct_small, tmp_path):
+    image = read_image(ct_small)
+    with pytest.raises(InputError, match="not a uniform rescale"):
+        write_image(image.with_slices(np.zeros((1, 1, 64, 128), np.float32)), tmp_path / "bad.dcm")

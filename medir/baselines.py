@@ -1,0 +1,174 @@
+"""Classical baselines, callable like any restorer: ``model(lq) -> hq`` on ``(B, C, H, W)`` tensors.
+
+Denoisers (Gaussian, non-local means, total variation, BM3D) work in the input's own units;
+where a noise level is needed and not given it is estimated per image and channel with the
+wavelet MAD estimator (Donoho & Johnstone 1994, ``skimage.restoration.estimate_sigma``).
+``Bicubic`` upsamples by ``scale``. ``EmissionFBP`` / ``EmissionOSEM`` reconstruct emission
+sinograms ``(B, C, views, n_det)`` with an :class:`medir.physics.pet.EmissionSystem`.
+Baselines have no weights; they are ``nn.Module`` so benchmarks treat them like trained models.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from medir.errors import MedirError, missing_extra
+from medir.physics.filters import gaussian_blur, resize_bicubic
+
+
+def _per_channel(x: torch.Tensor, fn) -> torch.Tensor:
+    """Apply a numpy ``(H, W) -> (H, W)`` function to every image and channel of ``(B, C, H, W)``."""
+    a = x.detach().cpu().double().numpy()
+    out = np.empty_like(a)
+    for b in range(a.shape[0]):
+        for c in range(a.shape[1]):
+            out[b, c] = fn(a[b, c])
+    return torch.from_numpy(out).to(device=x.device, dtype=x.dtype)
+
+
+def estimate_noise_std(img: np.ndarray) -> float:
+    """Gaussian noise std of a 2-D image (wavelet MAD)."""
+    from skimage.restoration import estimate_sigma
+
+    return float(estimate_sigma(img))
+
+
+class _Baseline(nn.Module):
+    scale = 1
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in vars(self).items() if not k.startswith("_") and k != "training")
+
+
+class Gaussian(_Baseline):
+    """Gaussian smoothing, ``sigma_px`` pixels, reflected borders."""
+
+    def __init__(self, *, sigma_px: float = 1.0):
+        super().__init__()
+        self.sigma_px = float(sigma_px)
+
+    def forward(self, lq: torch.Tensor, **cond) -> torch.Tensor:
+        return gaussian_blur(lq, self.sigma_px, padding="reflect")
+
+
+class NonLocalMeans(_Baseline):
+    """Non-local means (Buades et al. 2005); filter strength ``h = h_factor * sigma`` (sigma estimated if not given)."""
+
+    def __init__(self, *, sigma: float | None = None, h_factor: float = 0.8, patch_size: int = 5, patch_distance: int = 6):
+        super().__init__()
+        self.sigma, self.h_factor, self.patch_size, self.patch_distance = sigma, h_factor, patch_size, patch_distance
+
+    def _one(self, img: np.ndarray) -> np.ndarray:
+        from skimage.restoration import denoise_nl_means
+
+        sigma = self.sigma if self.sigma is not None else estimate_noise_std(img)
+        return denoise_nl_means(img, h=self.h_factor * sigma, sigma=sigma, patch_size=self.patch_size,
+                                patch_distance=self.patch_distance, fast_mode=True)
+
+    def forward(self, lq: torch.Tensor, **cond) -> torch.Tensor:
+        return _per_channel(lq, self._one)
+
+
+class TotalVariation(_Baseline):
+    """TV denoising (Chambolle 2004); ``weight = weight_factor * sigma`` in the image's units."""
+
+    def __init__(self, *, sigma: float | None = None, weight_factor: float = 1.0):
+        super().__init__()
+        self.sigma, self.weight_factor = sigma, weight_factor
+
+    def _one(self, img: np.ndarray) -> np.ndarray:
+        from skimage.restoration import denoise_tv_chambolle
+
+        sigma = self.sigma if self.sigma is not None else estimate_noise_std(img)
+        # skimage's weight is relative to a [0, 1]-scaled image: rescale so the result is unit-free
+        span = float(img.max() - img.min()) or 1.0
+        lo = float(img.min())
+        out = denoise_tv_chambolle((img - lo) / span, weight=self.weight_factor * sigma / span)
+        return out * span + lo
+
+    def forward(self, lq: torch.Tensor, **cond) -> torch.Tensor:
+        return _per_channel(lq, self._one)
+
+
+class BM3D(_Baseline):
+    """BM3D (Dabov et al. 2007) via the ``bm3d`` package; ``sigma`` in the image's units (estimated if None)."""
+
+    def __init__(self, *, sigma: float | None = None):
+        super().__init__()
+        self.sigma = sigma
+
+    def _one(self, img: np.ndarray) -> np.ndarray:
+        try:
+            import bm3d
+        except ImportError as err:
+            raise missing_extra("bm3d", "classical") from err
+        sigma = self.sigma if self.sigma is not None else estimate_noise_std(img)
+        if sigma <= 0:
+            return img
+        return np.asarray(bm3d.bm3d(img, sigma_psd=sigma), dtype=np.float64)
+
+    def forward(self, lq: torch.Tensor, **cond) -> torch.Tensor:
+        return _per_channel(lq, self._one)
+
+
+class Bicubic(_Baseline):
+    """Bicubic upsampling by ``scale`` (``(B, C, H, W) -> (B, C, sH, sW)``); ``scale=1`` is the identity."""
+
+    def __init__(self, *, scale: int = 4):
+        super().__init__()
+        if scale not in (1, 2, 3, 4, 8):
+            raise MedirError(f"scale={scale} is not supported by the bicubic baseline: use 1, 2, 3, 4 or 8")
+        self.scale = int(scale)
+
+    def forward(self, lq: torch.Tensor, **cond) -> torch.Tensor:
+        if self.scale == 1:
+            return lq
+        h, w = lq.shape[-2:]
+        return resize_bicubic(lq, (h * self.scale, w * self.scale), antialias=False)
+
+
+class EmissionFBP(_Baseline):
+    """Attenuation-corrected FBP of emission counts ``(B, C, views, n_det)`` -> ``(B, C, H, W)``, clipped at 0."""
+
+    def __init__(self, system, *, window: str = "hann"):
+        super().__init__()
+        self.system, self.window = system, window
+
+    def forward(self, counts: torch.Tensor, **cond) -> torch.Tensor:
+        from medir.physics.projector import fbp
+
+        att = self.system.att if self.system.att is not None else 1.0
+        return fbp(self.system.full, counts / att, window=self.window).clamp_min(0)
+
+
+class EmissionOSEM(_Baseline):
+    """OSEM of emission counts with the system's PSF and attenuation (see :func:`medir.physics.pet.osem`)."""
+
+    def __init__(self, system, *, iterations: int = 4):
+        super().__init__()
+        self.system, self.iterations = system, iterations
+
+    def forward(self, counts: torch.Tensor, **cond) -> torch.Tensor:
+        from medir.physics.pet import osem
+
+        return osem(counts, self.system, iterations=self.iterations)
+
+
+BASELINES: dict[str, type[nn.Module]] = {
+    "gaussian": Gaussian,
+    "nlm": NonLocalMeans,
+    "tv": TotalVariation,
+    "bm3d": BM3D,
+    "bicubic": Bicubic,
+    "fbp": EmissionFBP,
+    "osem": EmissionOSEM,
+}
+
+
+def build_baseline(name: str, **kwargs) -> nn.Module:
+    """A baseline by name with its keyword arguments."""
+    if name not in BASELINES:
+        raise MedirError(f"unknown baseline '{name}': use one of {', '.join(BASELINES)}")
+    return BASELINES[name](**kwargs)

@@ -1,0 +1,191 @@
+"""``medir simulate TASK IN... -o OUTDIR``: degrade high-quality scans with a physics simulator.
+
+Outputs keep the input's format (a DICOM input gives a derived DICOM series); ``OUTDIR/manifest.jsonl``
+gets one line per output: task, parameters, seed, source file name (never patient data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from medir.commands._common import Report, check_not_input, output_path, progress
+from medir.errors import InputError, MedirError
+
+MANIFEST = "manifest.jsonl"
+FLAGS = ("dose", "counts", "speedup", "scale")  # shortcut flags -> task parameters of the same name
+PIXEL_PARAM = "pixel_size_mm"
+SLICES_PER_BATCH = 16
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("task", nargs="?", help="simulation task (see --list)")
+    p.add_argument("inputs", nargs="*", metavar="IN", help="files, folders or DICOM series folders")
+    p.add_argument("-o", "--output", type=Path, help="output folder (or file, for one input)")
+    p.add_argument("--list", action="store_true", help="list tasks and their parameters, then exit")
+    p.add_argument("--dose", type=float, help="dose fraction (ct-lowdose, pet-lowcount), e.g. 0.25")
+    p.add_argument("--counts", type=float, help="total counts per slice (pet-lowcount), e.g. 1e8")
+    p.add_argument("--speedup", type=float, help="scan speed-up factor (scinti-rapid), e.g. 2")
+    p.add_argument("--scale", type=int, help="downsampling factor 2 or 4 (mri-sr, path-sr)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="any other task parameter, repeatable (e.g. --param window=hann)")
+    p.add_argument("--seed", type=int, default=0, help="base seed; each file's seed derives from it and its name")
+    p.add_argument("--modality", help="override the input's modality (CT, PT, MR, NM, SM)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
+def list_tasks() -> str:
+    from medir.physics import TASKS
+
+    lines = []
+    for name, spec in TASKS.items():
+        lines.append(f"{name}  [{spec.modality}]  {spec.description}")
+        lines += [f"    {p.describe()}" for p in spec.params if p.name not in ("mu_map",)]
+    return "\n".join(lines)
+
+
+def parse_value(text: str):
+    """CLI text -> bool, None, int, float or str."""
+    low = text.strip().lower()
+    if low in ("true", "yes"):
+        return True
+    if low in ("false", "no"):
+        return False
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def collect_params(args: argparse.Namespace, spec) -> dict:
+    """Shortcut flags and ``--param`` pairs, checked against the task's parameters and ranges."""
+    params = {}
+    known = {p.name for p in spec.params}
+    for flag in FLAGS:
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if flag not in known:
+            raise MedirError(f"--{flag} does not apply to {spec.name}: its parameters are {', '.join(sorted(known))}")
+        params[flag] = value
+    for pair in args.param:
+        if "=" not in pair:
+            raise MedirError(f"--param '{pair}' is not NAME=VALUE: write e.g. --param window=hann")
+        name, value = pair.split("=", 1)
+        params[name.strip()] = parse_value(value)
+    spec.resolve(**params)  # unknown names and impossible values fail here, before any file is read
+    return params
+
+
+def file_seed(base: int, name: str) -> int:
+    """Per-file seed from the base seed and the file name: independent of order and sharding."""
+    return (int(base) * 1_000_003 + zlib.crc32(name.encode())) % (2**63)
+
+
+def simulate_image(image, spec, params: dict, seed: int):
+    """Degrade every slice of ``image``; returns ``(new image, resolved params)``."""
+    import torch
+
+    from medir.physics import simulate
+
+    stack = image.slices()  # (D, C, H, W)
+    params = dict(params)
+    if PIXEL_PARAM in {p.name for p in spec.params} and PIXEL_PARAM not in params and image.meta.spacing:
+        params[PIXEL_PARAM] = float(image.meta.spacing[-1])
+    if spec.channels is not None and stack.shape[1] != spec.channels:
+        raise InputError(f"{spec.name} needs {spec.channels}-channel images, this one has {stack.shape[1]}")
+    gen = torch.Generator().manual_seed(seed)
+    parts = [simulate(spec.name, torch.from_numpy(np.ascontiguousarray(stack[i:i + SLICES_PER_BATCH])), generator=gen, **params)
+             for i in range(0, stack.shape[0], SLICES_PER_BATCH)]
+    out = torch.cat(parts).numpy()
+    scale = stack.shape[-1] / out.shape[-1]
+    return image.with_slices(out, scale=1 / scale if scale != 1 else 1), spec.resolve(**params)
+
+
+def _check_modality(image, spec, item_name: str) -> None:
+    if spec.modality != "OT" and image.meta.modality not in (spec.modality, "OT"):
+        raise InputError(f"{item_name} is {image.meta.modality} but {spec.name} simulates {spec.modality}: "
+                         f"pick the matching task or pass --modality {spec.modality}")
+
+
+def simulate_one(item, out: Path, spec, params: dict, args) -> dict:
+    from medir.io import read_image, write_image
+
+    if item.kind == "invalid":
+        what = "does not exist" if not item.path.exists() else "is not a format medir reads"
+        raise InputError(f"{item.path.name} {what}: give DICOM, NIfTI, PNG/TIFF or NPY/NPZ inputs")
+    check_not_input(item, out)
+    if out.exists() and not args.force:
+        raise MedirError(f"{out} already exists: pass --force to overwrite it")
+    image = read_image(item.path, modality=args.modality)
+    _check_modality(image, spec, item.path.name)
+    seed = file_seed(args.seed, item.path.name)
+    degraded, resolved = simulate_image(image, spec, params, seed)
+    text = f"medir simulate {spec.name} " + " ".join(f"{k}={v}" for k, v in sorted(params.items()))
+    write_image(degraded, out, force=args.force, description=text.strip()[:200])
+    return {"task": spec.name, "params": {k: v for k, v in resolved.items() if k != "mu_map"}, "seed": seed,
+            "base_seed": args.seed, "source": item.path.name, "output": out.name,
+            "shape": list(degraded.array.shape), "medir": __import__("medir").__version__}
+
+
+def write_manifest(folder: Path, records: list[dict]) -> Path:
+    """Merge ``records`` into ``folder/manifest.jsonl`` (one JSON object per line), replacing earlier lines
+    for the same output; written atomically."""
+    from medir.engine.atomic import atomic_path
+
+    path = folder / MANIFEST
+    new_outputs = {r["output"] for r in records}
+    kept = []
+    if path.exists():
+        kept = [line for line in path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("output") not in new_outputs]
+    lines = kept + [json.dumps(r, sort_keys=True) for r in records]
+    with atomic_path(path, force=True) as tmp:
+        Path(tmp).write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    from medir.io import collect_inputs
+    from medir.physics import TASKS
+
+    if args.list:
+        print(list_tasks())
+        return 0
+    if not args.task:
+        raise MedirError("no task given: medir simulate TASK IN... -o OUTDIR (see medir simulate --list)")
+    if args.task not in TASKS:
+        raise MedirError(f"unknown task '{args.task}': use one of {', '.join(TASKS)} (medir simulate --list)")
+    spec = TASKS[args.task]
+    params = collect_params(args, spec)
+    if args.output is None:
+        raise MedirError("no output given: pass -o OUTDIR")
+    items = collect_inputs(args.inputs)
+    if not items:
+        raise InputError("no inputs to simulate: give files, folders or DICOM series")
+    report, records = Report(total=len(items)), []
+    for item in progress(items, f"simulate {spec.name}"):
+        out = output_path(item, args.output, len(items))
+        try:
+            records.append(simulate_one(item, out, spec, params, args))
+            report.done += 1
+        except MedirError as err:
+            report.fail(item, err)
+        except Exception as err:  # keep going past one bad file; MEDIR_DEBUG=1 shows the traceback
+            if os.environ.get("MEDIR_DEBUG"):
+                raise
+            report.fail(item, err)
+    if records:
+        folder = args.output if args.output.is_dir() else args.output.parent
+        manifest = write_manifest(folder, records)
+        print(f"simulated {report.done} of {report.total} input(s) into {args.output} (manifest: {manifest})")
+    return report.exit_code("simulate")
