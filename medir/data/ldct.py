@@ -11,7 +11,8 @@ Everything here ships inside installed packages, so anyone can regenerate the da
 Split: ``J2K_pixelrep_mismatch.dcm`` and pseudo-CT slices z >= 110 are held out (test);
 the other real slices and pseudo-CT slices 40 <= z < 100 are for training, so no slice is shared.
 
-    python -m medir.data.ldct OUT      # writes OUT/train/*.npz and OUT/test/*.npz (HU + spacing)
+    python -m medir.data.ldct OUT           # OUT/train/*.npz and OUT/test/*.npz (HU + spacing)
+    python -m medir.data.ldct OUT --pairs   # OUT/{train,test}/{lq,hq}/*.npz quarter-dose pairs
 """
 
 from __future__ import annotations
@@ -71,6 +72,34 @@ def ldct_sources(split: str) -> list[tuple[str, Image]]:
     return items
 
 
+def quarter_dose(image: Image, *, seed: int, dose: float = 0.25) -> np.ndarray:
+    """The image at ``dose`` x the reference flux (ct-lowdose with the image's own pixel size), in HU."""
+    import torch
+
+    from medir.physics import simulate
+
+    pixel = float(image.meta.spacing[-1]) if image.meta.spacing else 1.0
+    x = torch.from_numpy(np.ascontiguousarray(image.array))[None, None]
+    return simulate("ct-lowdose", x, seed=seed, dose=dose, pixel_size_mm=pixel)[0, 0].numpy()
+
+
+def write_ldct_pairs(out: Path, *, realizations: int = 4, dose: float = 0.25, force: bool = False) -> dict[str, int]:
+    """Paired folders ``out/{train,test}/{lq,hq}`` (NPZ, HU): ``realizations`` noise draws per training slice, one per test slice."""
+    from tqdm.auto import tqdm
+
+    counts = {}
+    for split in ("train", "test"):
+        jobs = [(n, im, r) for n, im in ldct_sources(split) for r in range(realizations if split == "train" else 1)]
+        for k, (name, image, r) in enumerate(tqdm(jobs, desc=f"ldct {split}", unit="slice")):
+            meta = ImageMeta(modality="CT", units="HU", spacing=image.meta.spacing)
+            seed = 1000 * (split == "test") + 10 * k + r
+            stem = f"{name}_r{r}.npz"
+            write_image(Image(quarter_dose(image, seed=seed, dose=dose), meta), out / split / "lq" / stem, force=force)
+            write_image(Image(image.array, meta), out / split / "hq" / stem, force=force)
+        counts[split] = len(jobs)
+    return counts
+
+
 def write_ldct_folders(out: Path, *, force: bool = False) -> dict[str, int]:
     """Write ``out/train`` and ``out/test`` as NPZ slices (HU, with pixel spacing); returns counts per split."""
     counts = {}
@@ -84,12 +113,18 @@ def write_ldct_folders(out: Path, *, force: bool = False) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="Write the offline CT training/test slices (HU, .npy).")
+    p = argparse.ArgumentParser(description="Write the offline CT slices (HU, .npz), optionally as quarter-dose pairs.")
     p.add_argument("out", type=Path)
+    p.add_argument("--pairs", action="store_true", help="write {train,test}/{lq,hq} quarter-dose pairs")
+    p.add_argument("--realizations", type=int, default=4, help="noise draws per training slice (with --pairs)")
+    p.add_argument("--dose", type=float, default=0.25)
     p.add_argument("--force", action="store_true")
     args = p.parse_args(argv)
-    counts = write_ldct_folders(args.out, force=args.force)
-    print(f"wrote {counts['train']} training and {counts['test']} held-out slices under {args.out}")
+    if args.pairs:
+        counts = write_ldct_pairs(args.out, realizations=args.realizations, dose=args.dose, force=args.force)
+    else:
+        counts = write_ldct_folders(args.out, force=args.force)
+    print(f"wrote {counts['train']} training and {counts['test']} held-out items under {args.out}")
 
 
 if __name__ == "__main__":
