@@ -21,6 +21,12 @@ def refuse_overwrite(path: Path, force: bool) -> None:
         raise MedirError(f"{path} already exists: pass --force to overwrite it, or choose another output")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, force: bool = False) -> Iterator[Path]:
     """Yield a temporary file path in the destination's folder; rename it over ``path`` on success."""
@@ -31,6 +37,7 @@ def atomic_path(path: str | Path, *, force: bool = False) -> Iterator[Path]:
     # The temporary name keeps the extension: writers such as nibabel pick the format from it.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{ext}", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -57,6 +64,7 @@ def atomic_dir(path: str | Path, *, force: bool = False) -> Iterator[Path]:
     refuse_overwrite(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         if path.exists():

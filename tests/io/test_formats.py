@@ -85,3 +85,12 @@ def test_collect_inputs_finds_series_and_files(tmp_path, ct_series):
     items = collect_inputs([tmp_path])
     kinds = {(it.path.name, it.kind) for it in items}
     assert ("series", "series") in kinds and ("a.npy", "numpy") in kinds
+
+
+def test_outputs_get_ordinary_permissions(tmp_path):
+    import os
+
+    out = write_image(Image(np.zeros((16, 16))), tmp_path / "p.npy")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask
