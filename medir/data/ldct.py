@@ -45,10 +45,10 @@ def real_ct(name: str) -> Image:
 
 def pseudo_ct_head(z: int, *, seed: int = 0) -> np.ndarray:
     """(233, 197) axial pseudo-CT slice in HU at MNI voxel index ``z`` (1 mm pixels)."""
-    from medir.data.phantoms import load_template
+    from medir.data.phantoms import tissue_maps
 
-    vol = load_template()
-    gm, wm, csf = (np.rot90(vol[k][:, :, z]) for k in ("grey", "white", "csf"))
+    maps = tissue_maps(z)
+    gm, wm, csf = (np.rot90(maps[k]) for k in ("grey", "white", "csf"))
     brain = (gm + wm + csf) > 0.5
     hu = np.full(brain.shape, HU["air"], np.float32)
     hu[brain] = (gm * HU["grey"] + wm * HU["white"] + csf * HU["csf"])[brain]
@@ -100,6 +100,22 @@ def write_ldct_pairs(out: Path, *, realizations: int = 4, dose: float = 0.25, fo
     return counts
 
 
+EXAMPLE = "J2K_pixelrep_mismatch.dcm"
+
+
+def write_example(folder: Path, *, force: bool = False) -> tuple[Path, Path]:
+    """The shipped example: the held-out real slice at quarter dose (the same draw as the test pair) and its
+    full-dose reference, as DICOM derived from pydicom's test file, with a sample identity instead of its own."""
+    image = real_ct(EXAMPLE)
+    low = Image(quarter_dose(image, seed=1000), image.meta)  # seed of test item 0 in write_ldct_pairs
+    paths = []
+    for name, img, text in [("ldct_example.dcm", low, "quarter-dose (simulated)"), ("ldct_reference.dcm", image, "full dose")]:
+        for ds in img.meta.source:
+            ds.PatientName, ds.PatientID = "SAMPLE^MEDIR", "MEDIR-SAMPLE"
+        paths.append(write_image(img, folder / name, force=force, description=f"medir sample: {text}"))
+    return paths[0], paths[1]
+
+
 def write_ldct_folders(out: Path, *, force: bool = False) -> dict[str, int]:
     """Write ``out/train`` and ``out/test`` as NPZ slices (HU, with pixel spacing); returns counts per split."""
     counts = {}
@@ -118,8 +134,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pairs", action="store_true", help="write {train,test}/{lq,hq} quarter-dose pairs")
     p.add_argument("--realizations", type=int, default=4, help="noise draws per training slice (with --pairs)")
     p.add_argument("--dose", type=float, default=0.25)
+    p.add_argument("--example", action="store_true", help="write the shipped example DICOMs into OUT instead")
     p.add_argument("--force", action="store_true")
     args = p.parse_args(argv)
+    if args.example:
+        low, ref = write_example(args.out, force=args.force)
+        print(f"wrote {low} and {ref}")
+        return
     if args.pairs:
         counts = write_ldct_pairs(args.out, realizations=args.realizations, dose=args.dose, force=args.force)
     else:
