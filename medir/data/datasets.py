@@ -172,6 +172,14 @@ class PatchDataset(torch.utils.data.Dataset):
             raise ConfigError(f"patch_size {patch_size} (x{source.scale}) is larger than the smallest image "
                               f"({smallest} pixels): lower data.*.patch_size")
 
+    @property
+    def channels(self) -> int:
+        return self.source.channels
+
+    @property
+    def scale(self) -> int:
+        return self.source.scale
+
     def __len__(self) -> int:
         return 2**62  # indices are drawn by the trainer's sampler, never exhausted
 
@@ -216,6 +224,7 @@ class ValDataset(torch.utils.data.Dataset):
                  max_items: int | None, seed: int):
         n = len(source)
         keep = np.unique(np.linspace(0, n - 1, min(n, max_items or n)).round().astype(int))
+        self.channels, self.scale = source.channels, source.scale
         self.items = []
         for i in keep:
             lq, hq = source.pair(int(i), sample_rngs(seed, int(i))[1])
@@ -297,13 +306,22 @@ def build_source(cfg, name: str, *, simulate: Simulate | None = None) -> PairSou
                       simulate=simulate)
 
 
-def build_train_set(cfg, *, seed: int, simulate: Simulate | None = None) -> PatchDataset:
+def build_train_set(cfg, *, seed: int, simulate: Simulate | None = None) -> torch.utils.data.Dataset:
+    """Training samples of any kind; every kind exposes ``channels`` and ``scale``."""
+    if cfg.kind == "labelled":
+        from medir.data.labelled import build_labelled_train_set
+
+        return build_labelled_train_set(cfg, seed=seed)
     source = build_source(cfg, "data.train", simulate=simulate)
     return PatchDataset(source, get_preset(cfg.preset), patch_size=cfg.patch_size, augment=cfg.augment,
                         seed=seed, simulate_on=cfg.simulate_on)
 
 
-def build_val_set(cfg, *, simulate: Simulate | None = None) -> ValDataset:
+def build_val_set(cfg, *, simulate: Simulate | None = None) -> torch.utils.data.Dataset:
+    if cfg.kind == "labelled":
+        from medir.data.labelled import build_labelled_val_set
+
+        return build_labelled_val_set(cfg)
     source = build_source(cfg, "data.val", simulate=simulate)
     return ValDataset(source, get_preset(cfg.preset), patch_size=cfg.patch_size, max_items=cfg.max_items,
                       seed=cfg.seed)

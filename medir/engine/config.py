@@ -50,9 +50,11 @@ class DatasetConfig:
     ``min_std`` drops near-empty slices (volume ends); ``simulate_on: patch`` degrades the cropped patch instead of
     the whole slice (much cheaper, physically approximate for CT); ``seed`` fixes the validation set's simulated
     noise (training samples follow ``train.seed``); ``max_items`` caps the validation set (evenly spaced slices).
+    ``labelled``: ``root/images`` and ``root/labels`` with matching file names (integer label maps), for
+    segmentation methods; ``preset`` maps the images to the network, labels move with them (nearest only).
     """
 
-    kind: Literal["paired", "simulated"] = "paired"
+    kind: Literal["paired", "simulated", "labelled"] = "paired"
     root: str | None = None
     manifest: str | None = None
     task: str | None = None
@@ -96,7 +98,9 @@ class TrainConfig:
     """The loop. ``batch_size`` is per process (global batch = batch_size x processes x accumulate);
     ``grad_clip`` is a max global L2 norm (null: no clipping); ``stop_after`` ends the run at that step with a
     checkpoint, to be continued with ``--resume`` (a planned pause; the schedule still spans ``schedule.steps``);
-    ``workers`` are DataLoader processes; ``keep_checkpoints`` newest checkpoints are kept."""
+    ``workers`` are DataLoader processes; ``keep_checkpoints`` newest checkpoints are kept; ``best_metric`` is a
+    validation metric the method reports, higher is better (``psnr``, ``ssim`` for restorers, ``dice`` for
+    ``seg_head``), checked against the method's ``validate`` before the first step."""
 
     batch_size: int = 8
     accumulate: int = 1
@@ -106,7 +110,7 @@ class TrainConfig:
     val_every: int = 500
     ckpt_every: int = 500
     keep_checkpoints: int = 3
-    best_metric: Literal["psnr", "ssim", "loss"] = "psnr"
+    best_metric: str = "psnr"
     out_dir: str = "runs/train"
     device: str = "auto"
     workers: int = 0
@@ -200,7 +204,7 @@ def differences(a: Config, b: Config) -> list[str]:
 def check(config: Config) -> None:
     """Value checks that types alone cannot express."""
     m, t, s = config.model, config.train, config.schedule
-    if (m.arch is None) == (m.preset is None):
+    if m.arch is not None and m.preset is not None:  # neither: the method says whether it needs a backbone
         raise ConfigError("model: give exactly one of 'arch' (with 'args') or 'preset' (see `medir models`)")
     positive = {
         "train.batch_size": t.batch_size, "train.accumulate": t.accumulate, "schedule.steps": s.steps,

@@ -1,5 +1,8 @@
 """The training loop, one for every method: a method is a module whose ``forward(batch) -> (loss, logs)``.
 
+The method builds itself from the config (``medir.methods.METHODS``), says how it is validated
+(``validate(batch) -> metrics``) and may say how it is saved (``save``); see :mod:`medir.methods`.
+
 Each step reads top to bottom: set the learning rate -> evaluate / checkpoint ->
 forward and backward (accumulated over micro-batches) -> clip -> optimizer step -> log.
 
@@ -10,7 +13,8 @@ state and the step, so a run resumed from it ends with the same weights as one t
 never stopped.
 
 The output folder holds ``config.yaml``, ``checkpoints/``, ``log.csv``, ``curves.png``,
-``model/`` (final, a medir model file) and ``model_best/`` (best validation metric).
+``model/`` (final: a medir model file, or what the method's ``save`` writes) and ``model_best/`` (best
+validation metric, ``train.best_metric``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from medir.data.datasets import PatchDataset, StepSampler, ValDataset, build_train_set, build_val_set, from_network
+from medir.data.datasets import StepSampler, build_train_set, build_val_set
 from medir.data.intensity import get_preset
 from medir.engine import distributed
 from medir.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -43,8 +47,8 @@ class Setup:
     """What the loop needs, built and checked before any step."""
 
     method: nn.Module
-    train_set: PatchDataset
-    val_set: ValDataset | None
+    train_set: torch.utils.data.Dataset  # every kind exposes channels and scale
+    val_set: torch.utils.data.Dataset | None
     out: Path
 
 
@@ -60,12 +64,14 @@ def train(config: Config, *, resume: bool = False, force: bool = False, simulate
 
 
 def prepare(config: Config, info: distributed.Dist, *, resume: bool, force: bool, simulate=None) -> Setup:
-    """Read data, build the method and check shapes (one-line errors), then claim the output folder."""
+    """Read data, build the method and try it on the data (one-line errors), then claim the output folder."""
+    from medir.methods import build_method
+
     torch.manual_seed(config.train.seed)  # same initial weights on every rank and every run
     train_set = build_train_set(config.data.train, seed=config.train.seed, simulate=simulate)
     val_set = build_val_set(config.data.val, simulate=simulate) if config.data.val is not None else None
-    method = build_method_for(config, train_set.source.channels)
-    check_shapes(method, train_set, val_set)
+    method = build_method(config, data=train_set)
+    check_method(method, config, train_set, val_set)
     out = Path(config.train.out_dir)
     refused = None
     if info.is_main:
@@ -148,7 +154,7 @@ def step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, step, rank, 0x5EED]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-def make_loader(dataset: PatchDataset, t, info: distributed.Dist, start_step: int):
+def make_loader(dataset: torch.utils.data.Dataset, t, info: distributed.Dist, start_step: int):
     sampler = StepSampler(t.batch_size, rank=info.rank, world_size=info.world_size, start=start_step * t.accumulate)
     return torch.utils.data.DataLoader(dataset, batch_size=t.batch_size, sampler=sampler, num_workers=t.workers,
                                        persistent_workers=t.workers > 0, pin_memory=info.device.type == "cuda")
@@ -160,34 +166,27 @@ def make_optimizer(config: Config, params: list[torch.Tensor]) -> torch.optim.Op
     return cls(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
 
 
-def build_method_for(config: Config, channels: int) -> nn.Module:
-    """The backbone the config names (arch + args or preset), wrapped in the configured method."""
-    from medir.methods import build_method
-    from medir.models import build_model, build_preset
-
-    m = config.model
-    kwargs = {"in_channels": channels, "out_channels": channels, **m.args}
-    network = build_model(m.arch, **kwargs) if m.arch else build_preset(m.preset, **kwargs)
-    return build_method(config.method.name, network, **config.method.args)
-
-
-def check_shapes(method: nn.Module, train_set: PatchDataset, val_set: ValDataset | None) -> None:
-    """One restoration of a real patch: the network must map the data's channels and scale."""
-    sample = train_set[0]
-    batch = {k: v[None] for k, v in sample.items()}
+def check_method(method: nn.Module, config: Config, train_set, val_set) -> None:
+    """One loss on a real training sample and one validation, without gradients: the method must take this
+    data, and report ``train.best_metric`` when there is validation data."""
+    name = config.method.name
+    batch = {k: v[None] for k, v in train_set[0].items()}
+    if val_set is not None and not hasattr(method, "validate"):
+        raise ConfigError(f"method '{name}' reports no validation metrics: remove data.val")
+    if val_set is not None and val_set.channels != train_set.channels:
+        raise ConfigError("validation images have a different number of channels than training images")
     method.eval()
     try:
         with torch.no_grad():
-            pred = method.restore(batch)
-    except RuntimeError as err:
-        raise ConfigError(f"the model cannot take this data's patches ({str(err).splitlines()[0]})") from err
+            method(batch)
+            metrics = method.validate({k: v[None] for k, v in val_set[0].items()}) if val_set is not None else {}
+    except (RuntimeError, ValueError, IndexError) as err:
+        raise ConfigError(f"method '{name}' cannot take this data ({str(err).splitlines()[0]})") from err
     finally:
         method.train()
-    if pred.shape != batch["hq"].shape:
-        raise ConfigError(f"the model maps {tuple(batch['lq'].shape[1:])} to {tuple(pred.shape[1:])} but the data "
-                          f"needs {tuple(batch['hq'].shape[1:])}: set model.args (channels, scale) to fit the data")
-    if val_set is not None and val_set.items and val_set[0]["hq"].shape[0] != sample["hq"].shape[0]:
-        raise ConfigError("validation images have a different number of channels than training images")
+    if val_set is not None and config.train.best_metric not in metrics:
+        raise ConfigError(f"train.best_metric is '{config.train.best_metric}' but method '{name}' reports "
+                          f"{', '.join(metrics)}: choose one of them")
 
 
 def claim_out_dir(out: Path, config: Config, *, resume: bool, force: bool) -> None:
@@ -222,51 +221,59 @@ def progress(enabled: bool, start: int, total: int):
 
 
 @torch.no_grad()
-def evaluate(method: nn.Module, val_set: ValDataset, config: Config, device: torch.device) -> dict[str, float]:
-    """Mean PSNR and SSIM in physical units over the validation set (the preset's evaluation window)."""
-    from medir.metrics import psnr, ssim
-
-    preset = get_preset(config.data.val.preset)
-    rng = dict(data_range=config.data.data_range, window=preset.eval_window)
-    scores: dict[str, list[float]] = {"val_psnr": [], "val_ssim": [], "val_psnr_input": []}
+def evaluate(method: nn.Module, val_set, device: torch.device) -> dict[str, float]:
+    """``val_<name>``: the mean over the validation set of each metric the method's ``validate`` reports."""
+    scores: dict[str, list[float]] = {}
     was_training = method.training
     method.eval()
     for item in val_set:
         batch = {k: v[None].to(device) for k, v in item.items()}
-        pred = from_network(method.restore(batch).float(), batch).cpu()
-        target = from_network(batch["hq"], batch).cpu()
-        scores["val_psnr"].append(psnr(pred, target, **rng))
-        scores["val_ssim"].append(ssim(pred, target, **rng))
-        if batch["lq"].shape == batch["hq"].shape:
-            scores["val_psnr_input"].append(psnr(from_network(batch["lq"], batch).cpu(), target, **rng))
+        for key, value in method.validate(batch).items():
+            scores.setdefault(key, []).append(float(value))
     method.train(was_training)
-    return {k: float(np.mean(v)) for k, v in scores.items() if v}
+    return {f"val_{k}": float(np.nanmean(v)) for k, v in scores.items() if not np.all(np.isnan(v))}
 
 
 def validate_and_keep_best(config: Config, s: Setup, info, step: int, loop_state: dict, log) -> None:
     """Rank 0 evaluates, logs and saves ``model_best/`` when the chosen metric improves."""
     if not info.is_main:
         return
-    metrics = evaluate(s.method, s.val_set, config, info.device)
+    metrics = evaluate(s.method, s.val_set, info.device)
     log.write({"step": step, **metrics})
     key = f"val_{config.train.best_metric}"
-    if loop_state.get("best") is None or metrics[key] > loop_state["best"]:
-        loop_state["best"], loop_state["best_step"] = metrics[key], step
-        save_network(config, s, s.out / "model_best", {**metrics, "step": step})
+    if loop_state.get("best") is None or metrics.get(key, -math.inf) > loop_state["best"]:
+        loop_state["best"], loop_state["best_step"] = metrics.get(key, -math.inf), step
+        save_trained(config, s, s.out / "model_best", {**metrics, "step": step})
 
 
 def save_final(config: Config, s: Setup, loop_state: dict, log) -> None:
     metrics = {}
     if s.val_set is not None:
-        metrics = {k: v for k, v in log.last_with("val_psnr").items() if k.startswith("val_")}
-    save_network(config, s, s.out / "model", {**metrics, "step": config.schedule.steps})
-    log.plot()
+        last = log.last_with(f"val_{config.train.best_metric}")
+        metrics = {k: v for k, v in last.items() if k.startswith("val_")}
+    save_trained(config, s, s.out / "model", {**metrics, "step": config.schedule.steps})
+    log.plot(config.train.best_metric)
+
+
+def save_trained(config: Config, s: Setup, path: Path, metrics: dict) -> None:
+    """The method's own ``save`` when it has one, else its ``network`` as a medir model file."""
+    if hasattr(s.method, "save"):
+        s.method.save(path, metrics=metrics, training=training_recipe(config))
+    else:
+        save_network(config, s, path, metrics)
+
+
+def training_recipe(config: Config) -> dict:
+    """How a model was made: data, method, optimiser, schedule, seed and batch size (plain YAML-ready data)."""
+    from medir.engine.config import to_dict
+
+    return {"data": to_dict(config.data), "method": to_dict(config.method), "optim": to_dict(config.optim),
+            "schedule": to_dict(config.schedule), "seed": config.train.seed, "batch_size": config.train.batch_size}
 
 
 def save_network(config: Config, s: Setup, path: Path, metrics: dict) -> None:
     """Write the method's inference network as a medir model file with its card."""
     from medir.engine.modelfile import ModelCard, save_model
-    from medir.engine.config import to_dict
     from medir.models import MODELS
 
     net = s.method.network
@@ -277,11 +284,8 @@ def save_network(config: Config, s: Setup, path: Path, metrics: dict) -> None:
     card = ModelCard(
         arch=arch, arch_args=dict(getattr(net, "arch_args", config.model.args)),
         task=config.task or d.train.task or "restoration", modality=preset.modality, intensity=preset.to_dict(),
-        scale=s.train_set.source.scale, in_channels=s.train_set.source.channels,
-        out_channels=s.train_set.source.channels, method=config.method.name,
-        training={"data": to_dict(d), "method": to_dict(config.method), "optim": to_dict(config.optim),
-                  "schedule": to_dict(config.schedule), "seed": config.train.seed,
-                  "batch_size": config.train.batch_size},
+        scale=s.train_set.scale, in_channels=s.train_set.channels, out_channels=s.train_set.channels,
+        method=config.method.name, training=training_recipe(config),
         metrics={**metrics, "policy": policy} if metrics else {}, description=config.description,
     )
     save_model(path, net, card, force=True)
@@ -321,8 +325,9 @@ class TrainLog:
             writer.writeheader()
             writer.writerows(self.rows)
 
-    def plot(self) -> None:
-        """Training loss (left) and validation PSNR / SSIM (right) against the step."""
+    def plot(self, metric: str = "psnr") -> None:
+        """Training loss (left); validation ``metric`` (right; its ``_input`` baseline in grey) and the next
+        headline validation metric on a twin axis (per-class columns such as ``val_dice_2`` are left out)."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
@@ -334,9 +339,13 @@ class TrainLog:
         _curve(left, self.rows, "loss", "training loss")
         if min((r["loss"] for r in self.rows if "loss" in r), default=0) > 0:
             left.set_yscale("log")
-        _curve(right, self.rows, "val_psnr_input", "", color="tab:gray")
-        _curve(right, self.rows, "val_psnr", "validation PSNR (dB; grey: input)", color="tab:green")
-        _curve(right.twinx(), self.rows, "val_ssim", "validation SSIM", color="tab:purple")
+        main = f"val_{metric}"
+        _curve(right, self.rows, f"{main}_input", "", color="tab:gray")
+        _curve(right, self.rows, main, f"validation {metric} (grey: input)", color="tab:green")
+        others = [c for c in self.columns if c.startswith("val_") and c != main and not c.endswith("_input")
+                  and not c.rstrip("0123456789").endswith("_")]
+        if others:
+            _curve(right.twinx(), self.rows, others[0], f"validation {others[0][4:]}", color="tab:purple")
         with atomic_path(self.figure, force=True) as tmp:
             fig.savefig(tmp, format="png", dpi=100)
 

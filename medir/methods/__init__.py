@@ -1,37 +1,107 @@
-"""Methods: compositions around a backbone that return their loss.
+"""Methods: compositions that return their loss, each built from the config by its own builder.
 
 A method is an ``nn.Module`` with
 - ``forward(batch) -> (loss, logs)``: the scalar to minimise and named scalar tensors (or floats) to log;
-- ``restore(batch) -> Tensor``: the network-space ``hq`` estimate, for validation;
-- ``network``: the module that inference runs (saved as the model file).
-The training loop knows nothing else about a method. Registration is this explicit dict.
+- ``network``: the module that inference runs;
+and, optionally,
+- ``validate(batch) -> dict[str, float]``: metrics of one validation item (higher is better for the one
+  ``train.best_metric`` names); required when the config has ``data.val``;
+- ``save(path, *, metrics, training)``: how the trained method is written; without it the loop writes
+  ``network`` as a medir model file (:mod:`medir.engine.modelfile`).
+
+``METHODS`` maps a name to a builder ``build(config, *, data) -> nn.Module``: ``config`` is the whole
+:class:`medir.engine.config.Config`, ``data`` the training set (``channels``, ``scale``, and for labelled
+data ``num_classes``). The training loop knows nothing else about a method. Registration is this dict.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 
 from torch import nn
 
 from medir.errors import ConfigError
-from medir.methods.supervised import Supervised
+from medir.methods.supervised import RestorationScore, Supervised
 
-METHODS: dict[str, type[nn.Module]] = {
-    "supervised": Supervised,
+Builder = Callable[..., nn.Module]
+
+
+def construct(factory: Callable[..., nn.Module], name: str, args: dict, *positional, **fixed) -> nn.Module:
+    """``factory(*positional, **args, **fixed)``; an argument the factory lacks, or sets itself, is a ConfigError."""
+    params = inspect.signature(factory).parameters
+    allowed = [p for i, p in enumerate(params) if i >= len(positional) and p not in fixed]
+    unknown = sorted(set(args) - set(allowed))
+    if unknown:
+        raise ConfigError(f"method '{name}' has no argument {unknown[0]!r} (allowed: {', '.join(allowed)})")
+    try:
+        return factory(*positional, **args, **fixed)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"bad arguments for method '{name}': {err}") from err
+
+
+def build_backbone(config, *, channels: int) -> nn.Module:
+    """The restoration backbone ``config.model`` names (arch + args, or a preset), ``channels`` in and out."""
+    from medir.models import build_model, build_preset
+
+    m = config.model
+    if m.arch is None and m.preset is None:
+        raise ConfigError(f"method '{config.method.name}' trains a backbone: give model.arch (with model.args) "
+                          "or model.preset (see `medir models`)")
+    kwargs = {"in_channels": channels, "out_channels": channels, **m.args}
+    return build_model(m.arch, **kwargs) if m.arch else build_preset(m.preset, **kwargs)
+
+
+def restorer(cls: type[nn.Module]) -> Builder:
+    """The builder of a method that wraps a restoration backbone: ``cls(network, **method.args)``."""
+
+    def build(config, *, data) -> nn.Module:
+        return construct(cls, config.method.name, config.method.args, build_backbone(config, channels=data.channels))
+
+    return build
+
+
+def build_supervised(config, *, data) -> nn.Module:
+    """:class:`Supervised` on the configured backbone, scored in the validation preset's window."""
+    from medir.data.intensity import get_preset
+
+    preset = get_preset((config.data.val or config.data.train).preset)
+    score = RestorationScore(window=preset.eval_window, data_range=config.data.data_range)
+    network = build_backbone(config, channels=data.channels)
+    return construct(Supervised, config.method.name, config.method.args, network, score=score)
+
+
+def build_seg_head(config, *, data) -> nn.Module:
+    """The fine-tuned segmentation head (:mod:`medir.priors.head`): a frozen encoder + a light CNN head.
+
+    method.args: ``num_classes`` (required), ``sam_path``, ``width``, ``stages``, ``dropout`` (the network),
+    ``ce_weight``, ``dice_weight`` (the loss). The random-feature encoder is seeded by ``train.seed``.
+    """
+    from medir.data.intensity import get_preset
+    from medir.priors.head import seg_head
+
+    if config.model.arch is not None or config.model.preset is not None:
+        raise ConfigError("method 'seg_head' builds its own encoder and head from method.args: remove model.arch "
+                          "and model.preset")
+    if data.scale != 1 or not hasattr(data, "num_classes"):
+        raise ConfigError("method 'seg_head' trains on labelled images: set data.train.kind to labelled")
+    method = construct(seg_head, "seg_head", config.method.args, seed=config.train.seed,
+                       intensity=get_preset(config.data.train.preset).to_dict())
+    if data.num_classes > method.num_classes:
+        raise ConfigError(f"the labels hold class ids up to {data.num_classes - 1} but method.args.num_classes is "
+                          f"{method.num_classes}: set num_classes to at least {data.num_classes}")
+    return method
+
+
+METHODS: dict[str, Builder] = {
+    "supervised": build_supervised,
+    "seg_head": build_seg_head,
 }
 
 
-def build_method(name: str, network: nn.Module, **kwargs) -> nn.Module:
-    """Wrap ``network`` in method ``name``; unknown names or arguments are a ConfigError."""
+def build_method(config, *, data) -> nn.Module:
+    """The method ``config.method.name`` built by its registered builder; unknown names are a ConfigError."""
+    name = config.method.name
     if name not in METHODS:
         raise ConfigError(f"unknown method '{name}': choose one of {', '.join(sorted(METHODS))}")
-    cls = METHODS[name]
-    params = inspect.signature(cls).parameters
-    unknown = sorted(set(kwargs) - set(params) - {"network"})
-    if unknown:
-        allowed = ", ".join(p for p in params if p != "network")
-        raise ConfigError(f"method '{name}' has no argument {unknown[0]!r} (allowed: {allowed})")
-    try:
-        return cls(network, **kwargs)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"bad arguments for method '{name}': {err}") from err
+    return METHODS[name](config, data=data)

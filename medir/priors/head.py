@@ -146,11 +146,17 @@ class SegHeadMethod(nn.Module):
     loss = ``ce_weight * CE + dice_weight * soft Dice`` (SPD-VFM: 0.2 and 0.8).
     """
 
-    def __init__(self, network: SegmenterNet, *, ce_weight: float = 0.2, dice_weight: float = 0.8):
+    def __init__(self, network: SegmenterNet, *, ce_weight: float = 0.2, dice_weight: float = 0.8,
+                 intensity: dict | None = None):
         super().__init__()
         self.network = network
         self.ce_weight = ce_weight
         self.dice_weight = dice_weight
+        self.intensity = intensity  # the preset that maps physical units to the network, saved with the head
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.network.head.classifier.out_channels)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         logits = self.network(batch["image"])
@@ -164,6 +170,34 @@ class SegHeadMethod(nn.Module):
     def predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``(B, H, W)`` predicted class ids."""
         return self.network(batch["image"]).argmax(1)
+
+    @torch.no_grad()
+    def validate(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """``dice_k`` per class present in the truth or the prediction, and ``dice``: their mean over the
+        foreground classes (k >= 1), mean over the batch."""
+        pred, truth = self.predict(batch).cpu().numpy(), batch["labels"].cpu().numpy()
+        per_item = np.stack([dice_per_class(p, t, num_classes=self.num_classes) for p, t in zip(pred, truth)])
+        present = ~np.isnan(per_item).all(0)
+        scores = {f"dice_{k}": float(np.nanmean(per_item[:, k])) for k in np.nonzero(present)[0]}
+        foreground = [v for k, v in scores.items() if k != "dice_0"]
+        return {"dice": float(np.mean(foreground)) if foreground else float("nan"), **scores}
+
+    def save(self, path, *, metrics: dict | None = None, training: dict | None = None) -> None:
+        """Write the head as :meth:`HeadSegmenter.save` does (loadable as ``head:PATH``); keeps train/eval mode."""
+        was_training = self.training
+        args = self.network.build_args
+        HeadSegmenter(self.network, num_classes=self.num_classes, sam_path=args["sam_path"], seed=args["seed"],
+                      intensity=self.intensity).save(path, force=True, metrics=metrics, training=training)
+        self.train(was_training)
+
+
+def seg_head(*, num_classes: int, sam_path: str | None = None, width: int = 64, stages: int | None = None,
+             dropout: float = 0.0, ce_weight: float = 0.2, dice_weight: float = 0.8, seed: int = 0,
+             intensity: dict | None = None) -> SegHeadMethod:
+    """A fresh head on its frozen encoder (:func:`build_network`), wrapped as a trainable method."""
+    network = build_network(num_classes=num_classes, sam_path=sam_path, seed=seed, width=width, stages=stages,
+                            dropout=dropout)
+    return SegHeadMethod(network, ce_weight=ce_weight, dice_weight=dice_weight, intensity=intensity)
 
 
 def dice_per_class(pred: np.ndarray, truth: np.ndarray, *, num_classes: int) -> np.ndarray:
@@ -211,7 +245,10 @@ def build_network(*, num_classes: int, sam_path: str | None = None, seed: int = 
     else:
         encoder = RandomFeatureEncoder(seed=seed)
     head = SegmentationHead(encoder.out_channels, num_classes, width=width, stages=stages or 2, dropout=dropout)
-    return SegmenterNet(encoder, head)
+    net = SegmenterNet(encoder, head)
+    net.build_args = dict(num_classes=num_classes, sam_path=sam_path, seed=seed, width=width, stages=stages,
+                          dropout=dropout)  # what load_head needs to rebuild it
+    return net
 
 
 def train_head(
@@ -262,17 +299,20 @@ def train_head(
 
 class HeadSegmenter:
     """A trained head as a segmenter: class ids as labels (0 = background class), per-class confidence
-    = mean winning softmax probability over the pixels of that class."""
+    = mean winning softmax probability over the pixels of that class. ``intensity``: the preset
+    (:class:`medir.data.intensity.IntensityPreset` as a dict) the head was trained with, or None for
+    :func:`medir.priors.base.window_to_unit` (:func:`train_head`)."""
 
     name = "head"
 
     def __init__(self, network: SegmenterNet, *, num_classes: int, sam_path: str | None = None, seed: int = 0,
-                 source: str = "in-memory"):
+                 source: str = "in-memory", intensity: dict | None = None):
         self.network = network.eval()
         self.num_classes = num_classes
         self.sam_path = sam_path
         self.seed = seed
         self.source = source
+        self.intensity = intensity
 
     def settings(self) -> str:
         return f"head:v1:{self.source}:k={self.num_classes}:sam={self.sam_path}"
@@ -280,11 +320,19 @@ class HeadSegmenter:
     @torch.no_grad()
     def probabilities(self, image: np.ndarray, *, modality: str = "OT") -> torch.Tensor:
         """``(K, H, W)`` softmax class probabilities for one ``(H, W)`` slice in physical units."""
+        from medir.data.intensity import IntensityPreset
         from medir.priors.base import check_image, window_to_unit
 
-        unit = window_to_unit(check_image(image), modality=modality)
+        image = check_image(image)
+        if self.intensity is not None:
+            preset = IntensityPreset.from_dict(self.intensity)
+            unit = preset.to_network(image, preset.scale_for(image))
+        else:
+            unit = window_to_unit(image, modality=modality)
         unit = unit.mean(-1) if unit.ndim == 3 else unit
-        return self.network(torch.from_numpy(unit)[None, None]).softmax(1)[0]
+        x = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float32))[None, None]
+        device = next(self.network.parameters()).device
+        return self.network(x.to(device)).softmax(1)[0].cpu()
 
     def __call__(self, image: np.ndarray, *, modality: str = "OT"):
         from medir.priors.base import Partition
@@ -296,18 +344,23 @@ class HeadSegmenter:
             conf[k] = float(best[labels == k].mean())
         return Partition(labels.numpy().astype(np.int32), conf)
 
-    def save(self, path, *, force: bool = False) -> None:
-        """A folder with ``model.safetensors`` (head weights; the random encoder's buffers too) and ``config.json``."""
+    def save(self, path, *, force: bool = False, metrics: dict | None = None, training: dict | None = None) -> None:
+        """A folder with ``model.safetensors`` (head weights; the random encoder's buffers too) and ``config.json``
+        (how to rebuild the network, the intensity preset, and optionally validation ``metrics`` and the
+        ``training`` recipe)."""
         import json
 
         from safetensors.torch import save_file
 
         from medir.engine.atomic import atomic_dir
 
-        state = {k: v.contiguous() for k, v in self.network.state_dict().items()
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self.network.state_dict().items()
                  if not (self.sam_path and k.startswith("encoder."))}
+        build = getattr(self.network, "build_args", {})
         config = {"format": "medir-segmentation-head", "format_version": 1, "num_classes": self.num_classes,
-                  "sam_path": self.sam_path, "seed": self.seed}
+                  "sam_path": self.sam_path, "seed": self.seed, "intensity": self.intensity,
+                  **{k: build[k] for k in ("width", "stages", "dropout") if k in build},
+                  "metrics": metrics or {}, "training": training or {}}
         with atomic_dir(path, force=force) as tmp:
             save_file(state, str(tmp / "model.safetensors"))
             (tmp / "config.json").write_text(json.dumps(config, indent=2))
@@ -332,12 +385,13 @@ def load_head(path) -> HeadSegmenter:
         raise ModelFileError(f"segmentation head {path} does not exist or lacks config.json/model.safetensors")
     except (AssertionError, ValueError, OSError) as err:
         raise ModelFileError(f"{path} is not a medir segmentation head ({type(err).__name__})") from err
-    net = build_network(num_classes=config["num_classes"], sam_path=config["sam_path"], seed=config["seed"])
+    shape = {k: config[k] for k in ("width", "stages", "dropout") if k in config}
+    net = build_network(num_classes=config["num_classes"], sam_path=config["sam_path"], seed=config["seed"], **shape)
     missing, unexpected = net.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("encoder.") for k in missing):
         raise ModelFileError(f"{path}: weights do not match the head in its config.json")
     return HeadSegmenter(net, num_classes=config["num_classes"], sam_path=config["sam_path"], seed=config["seed"],
-                         source=str(folder.resolve()))
+                         source=str(folder.resolve()), intensity=config.get("intensity"))
 
 
 def read_labelled_folder(root) -> tuple[list[np.ndarray], list[np.ndarray]]:

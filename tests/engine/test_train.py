@@ -261,9 +261,10 @@ class ScaledMSE(torch.nn.Module):
 def test_a_new_method_plugs_in_by_returning_its_loss(data, tmp_path, monkeypatch):
     import medir.methods
 
-    monkeypatch.setitem(medir.methods.METHODS, "scaled-mse", ScaledMSE)
+    monkeypatch.setitem(medir.methods.METHODS, "scaled-mse", medir.methods.restorer(ScaledMSE))
     out = train(config(data, tmp_path / "run", "method.name=scaled-mse", "method.args={weight: 3.0}",
-                       "schedule.steps=2", "schedule.warmup=0", "train.accumulate=1"), simulate=noisy)
+                       "schedule.steps=2", "schedule.warmup=0", "train.accumulate=1", "data.val=null"),
+                simulate=noisy)  # ScaledMSE defines no validate(): no validation data
     log = [r for r in rows(out) if r["loss"]]
     assert [float(r["weight"]) for r in log] == [3.0, 3.0]
     assert all(float(r["loss"]) == pytest.approx(3.0 * float(r["mse"]), rel=1e-5) for r in log)
