@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +45,36 @@ def output_path(item: InputItem, output: Path, n_items: int) -> Path:
 def check_not_input(item: InputItem, out: Path) -> None:
     if out.resolve() == item.path.resolve():
         raise InputError(f"output {out} is the input itself: medir never writes over an input, choose another -o")
+
+
+def check_item(item: InputItem, outputs: list[Path], *, force: bool) -> None:
+    """Before any work on ``item``: it is readable, no output is the input, none exists unless ``force``."""
+    if item.kind == "invalid":
+        what = "does not exist" if not item.path.exists() else "is not a format medir reads"
+        raise InputError(f"{item.path.name} {what}: give DICOM, NIfTI, PNG/TIFF or NPY/NPZ inputs")
+    for out in outputs:
+        check_not_input(item, out)
+        if out.exists() and not force:
+            raise MedirError(f"{out} already exists: pass --force to overwrite it")
+
+
+def run_batch(items: list[InputItem], desc: str, work: Callable[[InputItem], object]) -> tuple["Report", list]:
+    """Run ``work`` on every item with a progress bar, going on past failures; returns the report and results.
+
+    Errors that are not :class:`MedirError` are reported too (as "unexpected ..."); ``MEDIR_DEBUG=1`` re-raises them.
+    """
+    report, results = Report(total=len(items)), []
+    for item in progress(items, desc):
+        try:
+            results.append(work(item))
+            report.done += 1
+        except MedirError as err:
+            report.fail(item, err)
+        except Exception as err:
+            if os.environ.get("MEDIR_DEBUG"):
+                raise
+            report.fail(item, err)
+    return report, results
 
 
 @dataclass

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from medir.commands._common import Report, check_not_input, output_path, parse_shard, progress, take_shard
+from medir.commands._common import check_item, output_path, parse_shard, run_batch, take_shard
 from medir.errors import InputError, MedirError
 
 # Shipped model used when --model is not given, by modality.
@@ -59,12 +58,7 @@ def restore_one(item, out: Path, models: ModelCache, args) -> None:
     from medir.engine.inference import restore_image
     from medir.io import read_image, write_image
 
-    if item.kind == "invalid":
-        what = "does not exist" if not item.path.exists() else "is not a format medir reads"
-        raise InputError(f"{item.path.name} {what}: give DICOM, NIfTI, PNG/TIFF or NPY/NPZ inputs")
-    check_not_input(item, out)
-    if out.exists() and not args.force:
-        raise MedirError(f"{out} already exists: pass --force to overwrite it")
+    check_item(item, [out], force=args.force)
     image = read_image(item.path, modality=args.modality)
     name, model, card = models.for_modality(image.meta.modality)
     tile = args.tile or None
@@ -87,18 +81,9 @@ def run(args: argparse.Namespace) -> int:
     models = ModelCache(args.model, args.device)
     if args.model:
         models.for_modality("OT")  # a bad --model fails once, before any input is read
-    report = Report(total=len(items))
-    for item in progress(items, "restore"):
-        out = output_path(item, args.output, len(items))
-        try:
-            restore_one(item, out, models, args)
-            report.done += 1
-        except MedirError as err:
-            report.fail(item, err)
-        except Exception as err:  # keep going past one bad file; MEDIR_DEBUG=1 shows the traceback
-            if os.environ.get("MEDIR_DEBUG"):
-                raise
-            report.fail(item, err)
+    report, _ = run_batch(
+        items, "restore", lambda item: restore_one(item, output_path(item, args.output, len(items)), models, args)
+    )
     if report.done:
         print(f"restored {report.done} of {report.total} input(s) into {args.output}")
     return report.exit_code("restore")

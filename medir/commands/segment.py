@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from medir.commands._common import Report, check_not_input, parse_shard, progress, take_shard
-from medir.errors import InputError, MedirError
+from medir.commands._common import check_item, parse_shard, run_batch, take_shard
+from medir.errors import InputError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -93,14 +93,8 @@ def segment_one(item, segmenter, args, n_items: int) -> None:
     from medir.io import read_image
     from medir.priors.base import check_tiling
 
-    if item.kind == "invalid":
-        what = "does not exist" if not item.path.exists() else "is not a format medir reads"
-        raise InputError(f"{item.path.name} {what}: give DICOM, NIfTI, PNG/TIFF or NPY/NPZ inputs")
     labels_path, overlay_path = output_paths(item, args.output, n_items)
-    check_not_input(item, labels_path)
-    for out in (labels_path, overlay_path):
-        if out.exists() and not args.force:
-            raise MedirError(f"{out} already exists: pass --force to overwrite it")
+    check_item(item, [labels_path, overlay_path], force=args.force)
     image = read_image(item.path, modality=args.modality).validate(item.path.name)
     labels = segment_stack(segmenter, image)
     for lab in labels.reshape(-1, *labels.shape[-2:]):
@@ -175,17 +169,7 @@ def run(args: argparse.Namespace) -> int:
     if not items:
         raise InputError("no inputs to segment (empty folder or empty shard): check the paths")
     segmenter = build_segmenter(args.segmenter, args.box, args.cache)  # a bad model fails once, up front
-    report = Report(total=len(items))
-    for item in progress(items, "segment"):
-        try:
-            segment_one(item, segmenter, args, len(items))
-            report.done += 1
-        except MedirError as err:
-            report.fail(item, err)
-        except Exception as err:  # keep going past one bad file; MEDIR_DEBUG=1 shows the traceback
-            if os.environ.get("MEDIR_DEBUG"):
-                raise
-            report.fail(item, err)
+    report, _ = run_batch(items, "segment", lambda item: segment_one(item, segmenter, args, len(items)))
     if report.done:
         print(f"segmented {report.done} of {report.total} input(s) into {args.output} with {segmenter.name}")
     return report.exit_code("segment")

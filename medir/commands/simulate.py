@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from medir.commands._common import Report, check_not_input, output_path, progress
+from medir.commands._common import check_item, output_path, run_batch
 from medir.errors import InputError, MedirError
 
 MANIFEST = "manifest.jsonl"
@@ -120,12 +119,7 @@ def _check_modality(image, spec, item_name: str) -> None:
 def simulate_one(item, out: Path, spec, params: dict, args) -> dict:
     from medir.io import read_image, write_image
 
-    if item.kind == "invalid":
-        what = "does not exist" if not item.path.exists() else "is not a format medir reads"
-        raise InputError(f"{item.path.name} {what}: give DICOM, NIfTI, PNG/TIFF or NPY/NPZ inputs")
-    check_not_input(item, out)
-    if out.exists() and not args.force:
-        raise MedirError(f"{out} already exists: pass --force to overwrite it")
+    check_item(item, [out], force=args.force)
     image = read_image(item.path, modality=args.modality)
     _check_modality(image, spec, item.path.name)
     seed = file_seed(args.seed, item.path.name)
@@ -172,18 +166,10 @@ def run(args: argparse.Namespace) -> int:
     items = collect_inputs(args.inputs)
     if not items:
         raise InputError("no inputs to simulate: give files, folders or DICOM series")
-    report, records = Report(total=len(items)), []
-    for item in progress(items, f"simulate {spec.name}"):
-        out = output_path(item, args.output, len(items))
-        try:
-            records.append(simulate_one(item, out, spec, params, args))
-            report.done += 1
-        except MedirError as err:
-            report.fail(item, err)
-        except Exception as err:  # keep going past one bad file; MEDIR_DEBUG=1 shows the traceback
-            if os.environ.get("MEDIR_DEBUG"):
-                raise
-            report.fail(item, err)
+    report, records = run_batch(
+        items, f"simulate {spec.name}",
+        lambda item: simulate_one(item, output_path(item, args.output, len(items)), spec, params, args),
+    )
     if records:
         folder = args.output if args.output.is_dir() else args.output.parent
         manifest = write_manifest(folder, records)

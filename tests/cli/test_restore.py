@@ -3,7 +3,6 @@ import hashlib
 import nibabel as nib
 import numpy as np
 import pydicom
-import pytest
 
 from medir.cli import main
 

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from medir.engine.modelfile import ModelCard, load_card, load_model, save_model
+from medir.engine.modelfile import load_card, load_model, save_model
 from medir.errors import ModelFileError
 from medir.models import build_preset
 
