@@ -11,6 +11,16 @@ import pytest
 import torch
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread for the whole suite: the tensors here are tiny, and on a busy 2-core machine
+    OpenMP threads spin against other processes and make each small op 10-100x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def ct_small() -> Path:
     from pydicom.data import get_testdata_file

@@ -8,15 +8,6 @@ from medir.errors import MedirError
 Z = 80  # a central axial slice
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Small tensors: one intra-op thread avoids OpenMP spin-waits that make each op ~100x slower
-    on a loaded 2-core machine; restored after each test."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 
 def test_labels_and_uptake_ratios():

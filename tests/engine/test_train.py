@@ -19,14 +19,6 @@ from medir.models import PRESETS
 TINY = sorted(name for name in PRESETS if name.endswith("_tiny"))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest on one thread; two OpenMP threads on a shared 2-core machine crawl (10x)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def noisy(task, x, *, generator=None, sigma=30.0):
     """Stand-in simulator with medir.physics.simulate's signature: Gaussian noise of sigma HU."""

@@ -19,13 +19,6 @@ from medir.engine.train import train
 LEVELS = (0.0, 1500.0, 3000.0)  # a.u. of classes 0, 1, 2 (the mr preset maps [0, 4095] to [0, 1])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def labelled_pair(rng: np.random.Generator, size: int = 32, noise: float = 150.0) -> tuple[np.ndarray, np.ndarray]:
     """``(size, size)`` image in a.u. and its labels: an ellipse of class 1 holding a disk of class 2."""

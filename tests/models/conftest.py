@@ -19,11 +19,3 @@ def phantom_patch(size: int = 32, channels: int = 1) -> torch.Tensor:
 def phantom():
     return phantom_patch
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: these tiny models gain nothing from more, and the test machine is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

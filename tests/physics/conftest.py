@@ -14,15 +14,6 @@ def central_roi(n: int, radius: float = 0.25) -> torch.Tensor:
     return torch.hypot(c[:, None], c[None, :]) < radius * n
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Small tensors: one intra-op thread avoids OpenMP spin-waits that make each op ~100x slower
-    on a loaded 2-core machine; restored after each test."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture
 def water_disk():

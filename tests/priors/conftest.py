@@ -1,21 +1,10 @@
-"""Fixtures for the priors tests: a tiny randomly initialised SAM saved to disk, one torch thread.
-
-The 2-core test machine is shared: torch's default 2 threads spin against other processes and
-made a 64x64 head step 30x slower, so these tests run single-threaded (restored afterwards).
-"""
+"""Fixtures for the priors tests: a tiny randomly initialised SAM saved to disk."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_sam_config():
