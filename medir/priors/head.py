@@ -399,23 +399,7 @@ def read_labelled_folder(root) -> tuple[list[np.ndarray], list[np.ndarray]]:
     slice): physical-unit slices ``(H, W)`` and int label maps ``(H, W)``; one-line errors otherwise."""
     from pathlib import Path
 
-    from medir.errors import ConfigError
-    from medir.io import read_image
+    from medir.data.labelled import find_labelled, read_labelled
 
-    root = Path(root)
-    img_dir, lab_dir = root / "images", root / "labels"
-    if not img_dir.is_dir() or not lab_dir.is_dir():
-        raise ConfigError(f"labelled folder {root} needs images/ and labels/ subfolders with matching file names")
-    names = sorted(p.name for p in img_dir.iterdir() if p.is_file() and not p.name.startswith("."))
-    missing = [n for n in names if not (lab_dir / n).is_file()]
-    if not names or missing:
-        raise ConfigError(f"{root}: {len(missing)} images have no label file" if names else f"no images in {img_dir}")
-    images, labels = [], []
-    for name in names:
-        stack = read_image(img_dir / name).slices()[:, 0]
-        lab = read_image(lab_dir / name).slices()[:, 0]
-        if lab.shape != stack.shape or np.any(lab != np.round(lab)) or lab.min() < 0:
-            raise ConfigError(f"{lab_dir / name}: labels must be non-negative integers of the image's shape")
-        images += list(stack)
-        labels += list(lab.astype(np.int64))
-    return images, labels
+    slices = read_labelled(find_labelled(Path(root), str(root)))
+    return [image[0] for image in slices.images], slices.labels
