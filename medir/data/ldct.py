@@ -27,7 +27,11 @@ from medir.errors import MedirError
 from medir.io import Image, ImageMeta, read_image, write_image
 
 REAL_SPLIT = {"693_J2KI.dcm": "train", "CT_small.dcm": "train", "J2K_pixelrep_mismatch.dcm": "test"}
-PSEUDO_SPLIT = {"train": range(40, 100, 3), "test": range(110, 150, 8)}
+# (MNI z index, pixel size in mm): 1 mm as in the template, and 0.5 mm like clinical head CT (more noise per pixel).
+PSEUDO_SPLIT = {
+    "train": [(z, 1.0) for z in range(40, 100, 3)] + [(z, 0.5) for z in range(41, 100, 6)],
+    "test": [(z, 1.0) for z in range(110, 150, 8)],
+}
 HU = {"air": -1000.0, "csf": 8.0, "grey": 40.0, "white": 28.0, "cortical": 1400.0, "diploe": 550.0, "scalp": 35.0}
 
 
@@ -43,32 +47,34 @@ def real_ct(name: str) -> Image:
     return image
 
 
-def pseudo_ct_head(z: int, *, seed: int = 0) -> np.ndarray:
-    """(233, 197) axial pseudo-CT slice in HU at MNI voxel index ``z`` (1 mm pixels)."""
+def pseudo_ct_head(z: int, *, seed: int = 0, pixel_mm: float = 1.0) -> np.ndarray:
+    """Axial pseudo-CT slice in HU at MNI voxel index ``z``, on a grid of ``pixel_mm`` (the template is 1 mm:
+    finer grids interpolate the tissue maps linearly, as a clinical head CT's 0.4-0.5 mm pixels would sample it)."""
     from medir.data.phantoms import tissue_maps
 
     maps = tissue_maps(z)
-    gm, wm, csf = (np.rot90(maps[k]) for k in ("grey", "white", "csf"))
+    gm, wm, csf = (ndimage.zoom(np.rot90(maps[k]), 1.0 / pixel_mm, order=1) for k in ("grey", "white", "csf"))
     brain = (gm + wm + csf) > 0.5
     hu = np.full(brain.shape, HU["air"], np.float32)
     hu[brain] = (gm * HU["grey"] + wm * HU["white"] + csf * HU["csf"])[brain]
     inner = brain
-    for radius, tissue in [(2, "cortical"), (5, "diploe"), (7, "cortical"), (12, "scalp")]:
-        shell = ndimage.binary_dilation(brain, iterations=radius) & ~inner
+    for radius_mm, tissue in [(2, "cortical"), (5, "diploe"), (7, "cortical"), (12, "scalp")]:
+        shell = ndimage.binary_dilation(brain, iterations=round(radius_mm / pixel_mm)) & ~inner
         hu[shell] = HU[tissue]
         inner = inner | shell
     rng = np.random.default_rng(seed + z)
-    texture = ndimage.gaussian_filter(rng.normal(0, 1, hu.shape), 3) * 40  # smooth tissue inhomogeneity
+    texture = ndimage.gaussian_filter(rng.normal(0, 1, hu.shape), 3 / pixel_mm) * 40  # smooth tissue inhomogeneity
     hu[inner] += texture[inner].astype(np.float32)
-    return ndimage.gaussian_filter(hu, 0.6)
+    return ndimage.gaussian_filter(hu, 0.6 / pixel_mm)
 
 
 def ldct_sources(split: str) -> list[tuple[str, Image]]:
     """(name, HU image) pairs of one split, real slices first."""
     items = [(Path(n).stem, real_ct(n)) for n, s in REAL_SPLIT.items() if s == split]
-    for z in PSEUDO_SPLIT[split]:
-        meta = ImageMeta(modality="CT", units="HU", spacing=(1.0, 1.0))
-        items.append((f"mni_pseudo_ct_z{z:03d}", Image(pseudo_ct_head(z), meta)))
+    for z, pixel_mm in PSEUDO_SPLIT[split]:
+        meta = ImageMeta(modality="CT", units="HU", spacing=(pixel_mm, pixel_mm))
+        suffix = "" if pixel_mm == 1.0 else f"_{pixel_mm:g}mm".replace(".", "p")
+        items.append((f"mni_pseudo_ct_z{z:03d}{suffix}", Image(pseudo_ct_head(z, pixel_mm=pixel_mm), meta)))
     return items
 
 

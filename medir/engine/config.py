@@ -23,11 +23,16 @@ from medir.errors import ConfigError
 
 @dataclass
 class ModelConfig:
-    """The backbone: an architecture name with its keyword arguments, or a named preset."""
+    """The backbone: an architecture name with its keyword arguments, or a named preset.
+
+    ``init`` starts from the weights of a medir model file (shipped name or path) to fine-tune it;
+    alone, it also takes that model's architecture.
+    """
 
     arch: str | None = None
     preset: str | None = None
     args: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None
 
 
 @dataclass

@@ -45,11 +45,33 @@ def build_backbone(config, *, channels: int) -> nn.Module:
     from medir.models import build_model, build_preset
 
     m = config.model
+    if m.arch is None and m.preset is None and m.init is None:
+        raise ConfigError(f"method '{config.method.name}' trains a backbone: give model.arch (with model.args), "
+                          "model.preset (see `medir models`) or model.init (a model file to fine-tune)")
     if m.arch is None and m.preset is None:
-        raise ConfigError(f"method '{config.method.name}' trains a backbone: give model.arch (with model.args) "
-                          "or model.preset (see `medir models`)")
+        return initial_weights(m.init, None)
     kwargs = {"in_channels": channels, "out_channels": channels, **m.args}
-    return build_model(m.arch, **kwargs) if m.arch else build_preset(m.preset, **kwargs)
+    network = build_model(m.arch, **kwargs) if m.arch else build_preset(m.preset, **kwargs)
+    return initial_weights(m.init, network) if m.init else network
+
+
+def initial_weights(init: str, network: nn.Module | None) -> nn.Module:
+    """``network`` (or, if None, the model file's own architecture) with the weights of model file ``init``."""
+    from medir.engine.modelfile import load_model
+    from medir.errors import MedirError
+
+    try:
+        source, _ = load_model(init)
+    except MedirError as err:
+        raise ConfigError(f"model.init: {err}") from err
+    if network is None:
+        return source.train()
+    try:
+        network.load_state_dict(source.state_dict())
+    except RuntimeError as err:
+        raise ConfigError(f"model.init: the weights of {init} do not fit the configured model "
+                          f"({str(err).splitlines()[0]}): drop model.arch/args to take its architecture") from err
+    return network
 
 
 def restorer(cls: type[nn.Module]) -> Builder:

@@ -48,3 +48,12 @@ def test_weights_of_another_architecture_refused(tmp_path, tiny_ct_model):
     path = save_model(tmp_path / "other", other, card)  # card says width 8
     with pytest.raises(ModelFileError, match="do not fit"):
         load_model(path)
+
+
+def test_model_files_get_ordinary_permissions(tiny_ct_model):
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    for f in tiny_ct_model.iterdir():
+        assert f.stat().st_mode & 0o777 == 0o666 & ~mask, f.name

@@ -272,3 +272,17 @@ def test_psnr_loss_is_minus_the_mean_psnr_for_a_unit_range():
     target = torch.rand(3, 1, 16, 16, generator=g)
     pred = target + 0.05 * torch.randn(3, 1, 16, 16, generator=g) * torch.tensor([1.0, 2.0, 4.0]).view(3, 1, 1, 1)
     assert float(psnr_loss(pred, target)) == pytest.approx(-psnr(pred, target, data_range=1.0), abs=1e-4)
+
+
+def test_model_init_fine_tunes_from_a_model_file(data, tmp_path):
+    first = train(config(data, tmp_path / "a", "data.val=null"), simulate=noisy)
+    source = weights(first / "model")
+    cfg = config(data, tmp_path / "b", "data.val=null", "model.preset=null", f"model.init={first / 'model'}",
+                 "schedule.steps=1", "optim.lr=1e-12", "schedule.min_lr=1e-12", "schedule.warmup=0")
+    tuned = weights(train(cfg, simulate=noisy) / "model")
+    assert source.keys() == tuned.keys()
+    for k in source:  # one step at lr 1e-12 leaves the initial weights in place
+        torch.testing.assert_close(tuned[k], source[k], atol=1e-8, rtol=0)
+    bad = config(data, tmp_path / "c", "data.val=null", f"model.init={tmp_path / 'nowhere'}")
+    with pytest.raises(ConfigError, match="model.init"):
+        train(bad, simulate=noisy)
