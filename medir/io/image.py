@@ -61,7 +61,6 @@ class ImageMeta:
     source_format: str | None = None
     source_path: str | None = None
     source: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> "ImageMeta":
         return dataclasses.replace(self, **changes)

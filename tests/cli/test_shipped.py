@@ -1,8 +1,6 @@
 """The shipped CT model and example: the README's main job."""
 
-import numpy as np
 import pydicom
-import pytest
 
 from medir.cli import main
 from medir.engine.modelfile import load_card, shipped_models
