@@ -28,6 +28,14 @@ from medir.data.intensity import IntensityPreset, get_preset
 from medir.errors import ConfigError, MedirError
 
 Simulate = Callable[..., torch.Tensor]
+PIXEL_PARAM = "pixel_size_mm"
+
+
+def task_takes_pixel_size(task: str | None) -> bool:
+    """Whether the registered simulation ``task`` has a pixel-size parameter (stand-in tasks do not)."""
+    from medir.physics import TASKS
+
+    return task in TASKS and any(p.name == PIXEL_PARAM for p in TASKS[task].params)
 
 
 @dataclass
@@ -37,6 +45,7 @@ class Slices:
     hq: list[np.ndarray]
     lq: list[np.ndarray] | None
     names: list[str]
+    pixel_mm: list[float | None]
 
 
 def image_files(root: Path) -> list[Path]:
@@ -80,22 +89,29 @@ def find_pairs(root: Path) -> list[tuple[Path, Path]]:
 
 def read_slices(path: Path, rescale: tuple[float, float] | None) -> np.ndarray:
     """All slices of one file, ``(D, C, H, W)`` float32, with ``physical = slope * stored + intercept``."""
+    return read_stack(path, rescale)[0]
+
+
+def read_stack(path: Path, rescale: tuple[float, float] | None) -> tuple[np.ndarray, float | None]:
+    """``read_slices`` plus the in-plane pixel size in mm (None when the file does not say)."""
     from medir.io import read_image
 
     try:
-        stack = read_image(path).slices().astype(np.float32)
+        image = read_image(path)
     except MedirError as err:
         raise ConfigError(f"cannot read training image {path}: {err}") from err
+    stack = image.slices().astype(np.float32)
     if rescale is not None:
         stack = stack * np.float32(rescale[0]) + np.float32(rescale[1])
-    return stack
+    return stack, (float(image.meta.spacing[-1]) if image.meta.spacing else None)
 
 
 def load_slices(files: list[tuple[Path, ...]], *, rescale=None, min_std: float = 0.0) -> Slices:
     """Read (hq,) or (lq, hq) file tuples; drop slices whose high-quality std is below ``min_std``."""
-    hq, lq, names = [], [], []
+    hq, lq, names, pixel_mm = [], [], [], []
     for paths in files:
-        stacks = [read_slices(p, rescale) for p in paths]
+        read = [read_stack(p, rescale) for p in paths]
+        stacks = [stack for stack, _ in read]
         if len(stacks) == 2 and stacks[0].shape[0] != stacks[1].shape[0]:
             raise ConfigError(f"{paths[0]} has {stacks[0].shape[0]} slices but {paths[1]} has {stacks[1].shape[0]}")
         for d in range(stacks[-1].shape[0]):
@@ -105,9 +121,10 @@ def load_slices(files: list[tuple[Path, ...]], *, rescale=None, min_std: float =
             if len(stacks) == 2:
                 lq.append(stacks[0][d])
             names.append(f"{paths[-1].name}[{d}]")
+            pixel_mm.append(read[-1][1])
     if not hq:
         raise ConfigError(f"no usable slices in {len(files)} files (all flat below min_std={min_std})")
-    return Slices(hq=hq, lq=lq if len(files[0]) == 2 else None, names=names)
+    return Slices(hq=hq, lq=lq if len(files[0]) == 2 else None, names=names, pixel_mm=pixel_mm)
 
 
 def sample_rngs(seed: int, index: int) -> tuple[np.random.Generator, torch.Generator]:
@@ -123,6 +140,7 @@ class PairSource:
                  simulate: Simulate | None = None):
         self.slices, self.task, self.params = slices, task, dict(params or {})
         self.simulate = simulate
+        self.takes_pixel_size = task_takes_pixel_size(task) and PIXEL_PARAM not in self.params
         if slices.lq is None and (task is None or simulate is None):
             raise ConfigError("simulated data needs 'task' (e.g. ct-lowdose) and a simulator")
         self.scale = self._scale()
@@ -131,23 +149,29 @@ class PairSource:
     def __len__(self) -> int:
         return len(self.slices.hq)
 
-    def degrade(self, hq: np.ndarray, generator: torch.Generator) -> np.ndarray:
-        """(C, H, W) physical -> simulated low-quality (C, H/s, W/s) physical."""
+    def degrade(self, hq: np.ndarray, generator: torch.Generator, pixel_mm: float | None = None) -> np.ndarray:
+        """(C, H, W) physical -> simulated low-quality (C, H/s, W/s) physical.
+
+        Tasks whose physics depends on the pixel size (CT, PET) get the file's own, unless the config fixes it.
+        """
         x = torch.from_numpy(np.ascontiguousarray(hq))[None]
+        params = dict(self.params)
+        if self.takes_pixel_size and pixel_mm is not None:
+            params[PIXEL_PARAM] = pixel_mm
         try:
-            y = self.simulate(self.task, x, generator=generator, **self.params)
+            y = self.simulate(self.task, x, generator=generator, **params)
         except TypeError as err:
             raise ConfigError(f"bad simulation parameters for task '{self.task}': {err}") from err
         return y[0].detach().to(torch.float32).numpy()
 
     def pair(self, i: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
         hq = self.slices.hq[i]
-        lq = self.slices.lq[i] if self.slices.lq is not None else self.degrade(hq, generator)
+        lq = self.slices.lq[i] if self.slices.lq is not None else self.degrade(hq, generator, self.slices.pixel_mm[i])
         return lq, hq
 
     def _scale(self) -> int:
         """Super-resolution factor hq/lq, the same for every slice (checked on stored pairs, probed on one simulation)."""
-        lqs = self.slices.lq or [self.degrade(self.slices.hq[0], torch.Generator().manual_seed(0))]
+        lqs = self.slices.lq or [self.degrade(self.slices.hq[0], torch.Generator().manual_seed(0), self.slices.pixel_mm[0])]
         scales = set()
         for i, (lq, hq) in enumerate(zip(lqs, self.slices.hq)):
             s = hq.shape[-1] // max(1, lq.shape[-1])
@@ -188,7 +212,7 @@ class PatchDataset(torch.utils.data.Dataset):
         i = int(rng.integers(len(self.source)))
         if self.simulate_on == "patch":
             hq = random_crop(self.source.slices.hq[i], self.patch * self.source.scale, rng)
-            lq = self.source.degrade(hq, gen)
+            lq = self.source.degrade(hq, gen, self.source.slices.pixel_mm[i])
             scale_from = lq
         else:
             lq, hq = self.source.pair(i, gen)

@@ -179,7 +179,8 @@ def test_dihedral_moves_masks_with_images_and_covers_all_eight():
 def test_pair_source_rejects_inconsistent_scales():
     from medir.data.datasets import Slices
 
-    slices = Slices(hq=[np.zeros((1, 32, 32), np.float32)], lq=[np.zeros((1, 15, 16), np.float32)], names=["x"])
+    slices = Slices(hq=[np.zeros((1, 32, 32), np.float32)], lq=[np.zeros((1, 15, 16), np.float32)], names=["x"],
+                    pixel_mm=[None])
     with pytest.raises(ConfigError, match="scale factor"):
         PairSource(slices)
 
@@ -194,3 +195,27 @@ def test_per_image_preset_scales_from_the_low_quality_slice(tmp_path):
     assert isinstance(val, ValDataset) and isinstance(build_train_set(
         DatasetConfig(kind="simulated", root=str(tmp_path), task="toy-noise", preset="nm", patch_size=8),
         seed=0, simulate=noisy), PatchDataset)
+
+
+def test_simulated_ct_uses_each_files_pixel_size(tmp_path):
+    """ct-lowdose noise depends on the pixel size: the dataset passes the file's own spacing."""
+    from medir.data.datasets import PairSource, load_slices
+    from medir.physics import simulate
+
+    calls = []
+
+    def spy(task, x, **params):
+        calls.append(params.get("pixel_size_mm"))
+        return simulate(task, x, **params)
+
+    hq = np.full((32, 32), 40.0, np.float32)
+    np.savez(tmp_path / "fine.npz", image=hq, spacing=np.array([0.5, 0.5]))
+    np.save(tmp_path / "plain.npy", hq)
+    slices = load_slices([(tmp_path / "fine.npz",), (tmp_path / "plain.npy",)])
+    source = PairSource(slices, task="ct-lowdose", params={"dose": 0.25}, simulate=spy)
+    source.pair(0, torch.Generator().manual_seed(0))
+    source.pair(1, torch.Generator().manual_seed(0))
+    assert calls[-2:] == [0.5, None]
+    fixed = PairSource(slices, task="ct-lowdose", params={"dose": 0.25, "pixel_size_mm": 2.0}, simulate=spy)
+    fixed.pair(0, torch.Generator().manual_seed(0))
+    assert calls[-1] == 2.0
