@@ -16,7 +16,6 @@
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,10 +23,8 @@ import torch
 from medir.data import phantoms
 from medir.priors.classical import ClassicalSegmenter
 from medir.priors.head import dice_per_class, hausdorff_per_class, train_head
+from medir.data.synthetic import labelled_set
 from medir.priors.oracle import region_purity
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "priors"))
-from synthetic import labelled_set  # noqa: E402
 
 SLICES = (70, 100, 120, 141)
 

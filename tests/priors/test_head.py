@@ -7,7 +7,7 @@ from medir.priors.head import (
     SegHeadMethod, build_network, dice_per_class, hausdorff_per_class, load_head, soft_dice_loss, train_head,
 )
 
-from .synthetic import labelled_set
+from medir.data.synthetic import labelled_set
 
 
 def test_head_reaches_dice_on_held_out_images(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 from medir.priors.classical import ClassicalSegmenter
 from medir.priors.reliability import MonteCarloReliability, pixel_agreement, reliability_map, weighted_onehot
 
-from .synthetic import labelled_set
+from medir.data.synthetic import labelled_set
 
 
 def test_agreement_is_label_free():

@@ -6,7 +6,7 @@ from PIL import Image as PILImage
 
 from medir.cli import main
 
-from .synthetic import labelled_set
+from medir.data.synthetic import labelled_set
 
 
 def _inputs(tmp_path):

@@ -10,7 +10,7 @@ from medir.priors.classical import ClassicalSegmenter
 from medir.priors.head import train_head
 from medir.priors.oracle import OracleSegmenter
 
-from .synthetic import labelled_set
+from medir.data.synthetic import labelled_set
 
 IMAGES = {
     "CT": lambda rng: rng.normal(40, 30, (40, 48)) + np.where(rng.random((40, 48)) > 0.7, 400, -900),

@@ -1,4 +1,4 @@
-"""Synthetic labelled slices for the priors tests: ellipses of 3 tissue classes on a background.
+"""Synthetic labelled slices (for tests and benchmarks of segmenters): ellipses of 3 tissue classes on a background.
 
 Class 0 background (0 a.u.), classes 1-3 ellipses with intensities 300, 600, 900 a.u. (MR-like);
 smaller ellipses are drawn over larger ones. Gaussian noise of ``noise`` a.u. and a smooth bias field.
