@@ -6,13 +6,15 @@ Everything here ships inside installed packages, so anyone can regenerate the da
   ``J2K_pixelrep_mismatch.dcm`` (head, 512x512), ``CT_small.dcm`` (neck, 128x128);
 - pseudo-CT head slices built from the MNI ICBM152 2009a grey/white-matter maps that ship
   with nilearn: tissue fractions mapped to HU (grey 40, white 28, CSF 8), a skull of
-  cortical bone and diploe grown around the brain, scalp, air at -1000 HU.
+  cortical bone and diploe grown around the brain, scalp, air at -1000 HU; training slices at 1 mm
+  (the template's grid) and, every other one, at 0.5 mm like clinical head CT (more noise per pixel).
 
 Split: ``J2K_pixelrep_mismatch.dcm`` and pseudo-CT slices z >= 110 are held out (test);
 the other real slices and pseudo-CT slices 40 <= z < 100 are for training, so no slice is shared.
 
     python -m medir.data.ldct OUT           # OUT/train/*.npz and OUT/test/*.npz (HU + spacing)
     python -m medir.data.ldct OUT --pairs   # OUT/{train,test}/{lq,hq}/*.npz quarter-dose pairs
+    python -m medir.data.ldct medir/samples --example --force   # the shipped example and its reference
 """
 
 from __future__ import annotations
