@@ -66,20 +66,26 @@ def _data_range(text: str):
     return value
 
 
-def evaluate_pair(pred_path: Path, target_path: Path, args) -> dict:
+def read_pair(pred_path: Path, target_path: Path, args):
+    """The restored image and its reference, checked (usable, same shape)."""
     from medir.io import read_image
-    from medir.metrics import nmse, psnr, rmse, ssim
 
     pred, target = read_image(pred_path, modality=args.modality), read_image(target_path, modality=args.modality)
     pred.validate(pred_path.name)
     target.validate(target_path.name)
     if pred.array.shape != target.array.shape:
         raise InputError(f"{pred_path.name} is {pred.array.shape} but its reference is {target.array.shape}")
+    return pred, target
+
+
+def score_pair(name: str, pred, target, args) -> dict:
+    from medir.metrics import nmse, psnr, rmse, ssim
+
     window = _window(args, target.meta.modality)
     dr = _data_range(args.data_range)
     p, t = pred.slices(), target.slices()
     return {
-        "file": pred_path.name,
+        "file": name,
         "psnr": psnr(p, t, data_range=dr, window=window),
         "ssim": ssim(p, t, data_range=dr, window=window),
         "nmse": nmse(p, t, window=window),
@@ -109,14 +115,12 @@ def _write_csv(rows: list[dict], path: Path, force: bool) -> None:
     atomic_write_text(path, buf.getvalue(), force=force)
 
 
-def _figure(args, row: dict) -> None:
+def _figure(args, row: dict, pred, target) -> None:
     """Input / restored / reference of the first pair, with the PSNR of each against the reference."""
     from medir.io import read_image
     from medir.metrics import psnr
     from medir.viz import side_by_side
 
-    pred_path, target_path = _pairs(args.pred, args.target)[0]
-    pred, target = read_image(pred_path, modality=args.modality), read_image(target_path, modality=args.modality)
     dr, window = _data_range(args.data_range), row["window"]
     panels = [(f"restored ({row['psnr']:.2f} dB)", pred.array), ("reference", target.array)]
     if args.input:
@@ -128,7 +132,11 @@ def _figure(args, row: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = [evaluate_pair(p, t, args) for p, t in _pairs(args.pred, args.target)]
+    rows, first = [], None
+    for pred_path, target_path in _pairs(args.pred, args.target):
+        pred, target = read_pair(pred_path, target_path, args)
+        rows.append(score_pair(pred_path.name, pred, target, args))
+        first = first or (pred, target)  # kept for --figure; the others are not held in memory
     window, units = rows[0]["window"], rows[0]["units"]
     policy = "per-image target max - min" if args.data_range == "target" else f"fixed {args.data_range}"
     clip = f"clipped to [{window[0]:g}, {window[1]:g}] {units}" if window else "no window"
@@ -137,5 +145,5 @@ def run(args: argparse.Namespace) -> int:
     if args.csv:
         _write_csv(rows, args.csv, args.force)
     if args.figure:
-        _figure(args, rows[0])
+        _figure(args, rows[0], *first)
     return 0 if all(math.isfinite(r["psnr"]) for r in rows) else 1

@@ -178,9 +178,10 @@ def collect_inputs(paths: list[str | Path]) -> list[InputItem]:
                 items.append(InputItem(p, "series"))
                 continue
             children = sorted(c for c in p.rglob("*") if c.is_file() and not c.name.startswith("."))
-            sub_dirs = {c.parent for c in children if c.parent != p and format_of(c) == "dicom"}
+            kinds = {c: format_of(c) for c in children}  # one look at each file
+            sub_dirs = {c.parent for c, kind in kinds.items() if c.parent != p and kind == "dicom"}
             items += [InputItem(d, "series") for d in sorted(sub_dirs)]
-            items += [InputItem(c, format_of(c)) for c in children if c.parent not in sub_dirs and format_of(c)]
+            items += [InputItem(c, kind) for c, kind in kinds.items() if c.parent not in sub_dirs and kind]
         else:
             items.append(InputItem(p, (format_of(p) if p.exists() else None) or "invalid"))
     return items

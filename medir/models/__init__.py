@@ -156,24 +156,23 @@ PRESETS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+def _build(registry: dict[str, Callable[..., nn.Module]], what: str, name: str, kwargs: dict) -> nn.Module:
+    if name not in registry:
+        raise ConfigError(f"unknown {what} '{name}': choose one of {', '.join(sorted(registry))}")
+    try:
+        return registry[name](**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"bad arguments for {what} '{name}': {err}") from err
+
+
 def build_model(arch: str, **kwargs) -> nn.Module:
     """Build architecture ``arch`` from keyword arguments; ConfigError for unknown names or arguments."""
-    if arch not in MODELS:
-        raise ConfigError(f"unknown architecture '{arch}': choose one of {', '.join(sorted(MODELS))}")
-    try:
-        return MODELS[arch](**kwargs)
-    except TypeError as err:
-        raise ConfigError(f"bad arguments for architecture '{arch}': {err}") from err
+    return _build(MODELS, "architecture", arch, kwargs)
 
 
 def build_preset(name: str, **overrides) -> nn.Module:
     """Build the named preset, with keyword overrides (e.g. in_channels=1); ConfigError for unknown names."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown model preset '{name}': choose one of {', '.join(sorted(PRESETS))}")
-    try:
-        return PRESETS[name](**overrides)
-    except TypeError as err:
-        raise ConfigError(f"bad arguments for preset '{name}': {err}") from err
+    return _build(PRESETS, "model preset", name, overrides)
 
 
 def describe_architectures(size: int = 256, names: list[str] | None = None) -> list[tuple[str, int, int]]:
