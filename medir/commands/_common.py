@@ -91,6 +91,17 @@ def check_device(device: str) -> None:
         raise InputError(f"--device {device}: medir runs on cpu, cuda or mps")
 
 
+def read_input(item: InputItem, *, modality: str | None = None):
+    """Read one item; unusable pixel spacing (0) is treated as missing and said so on stderr."""
+    from medir.io import read_item, repair_spacing
+
+    image = read_item(item, modality=modality)
+    note = repair_spacing(image)
+    if note:
+        print(f"note: {item.label}: {note}", file=sys.stderr)
+    return image
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Output paths
 

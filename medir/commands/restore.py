@@ -10,8 +10,8 @@ import argparse
 from pathlib import Path
 
 from medir.commands._common import (
-    Ledger, check_device, check_tiling_args, check_writable, output_path, output_root, parse_shard, run_batch,
-    take_shard,
+    Ledger, check_device, check_tiling_args, check_writable, output_path, output_root, parse_shard, read_input,
+    run_batch, take_shard,
 )
 from medir.errors import InputError, MedirError
 
@@ -76,9 +76,9 @@ class ModelCache:
 def restore_one(item, out: Path, overwrite: bool, models: ModelCache, args) -> None:
     from medir.engine.inference import restore_image
     from medir.engine.modelfile import check_modality
-    from medir.io import read_item, write_image
+    from medir.io import write_image
 
-    image = read_item(item, modality=args.modality)
+    image = read_input(item, modality=args.modality)
     modality = image.meta.modality
     name = models.name_for(modality, item.label)
     model, card = models.get(name)

@@ -17,7 +17,7 @@ from medir.io.image import Image, ImageMeta, normalize_modality
 
 __all__ = [
     "Discovery", "Image", "ImageMeta", "InputItem", "collect_inputs", "discover", "format_of", "read_image",
-    "read_item", "write_image",
+    "read_item", "repair_spacing", "write_image",
 ]
 
 RASTER = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
@@ -172,3 +172,44 @@ def read_item(item: InputItem, *, modality: str | None = None) -> Image:
     if modality is not None:
         image.meta.modality = normalize_modality(modality)
     return image
+
+
+def repair_spacing(image: Image) -> str | None:
+    """Pixel spacing 0 (or negative, NaN), as some anonymisers and secondary captures write, is treated as
+    missing: 1 mm is assumed along those axes and the affine rebuilt so it stays invertible.
+
+    Returns a note saying what was assumed, or None when the spacing was usable.
+    """
+    import numpy as np
+
+    spacing = image.meta.spacing
+    if spacing is None or all(np.isfinite(v) and v > 0 for v in spacing):
+        return None
+    bad = [k for k, v in enumerate(spacing) if not (np.isfinite(v) and v > 0)]
+    image.meta.spacing = tuple(1.0 if k in bad else float(v) for k, v in enumerate(spacing))
+    affine = image.meta.affine
+    if affine is not None:
+        affine = np.array(affine, dtype=np.float64, copy=True)
+        directions = _index_directions(image)
+        for col in range(3):
+            if not np.linalg.norm(affine[:3, col]) > 0:
+                affine[:3, col] = directions[:, col]
+        image.meta.affine = affine
+    values = ", ".join(f"{v:g}" for v in spacing)
+    return f"pixel spacing ({values}) is not usable: treated as missing, 1 mm assumed"
+
+
+def _index_directions(image: Image):
+    """Unit directions (RAS) of the (col, row, slice) index axes: the DICOM orientation if known, else identity."""
+    import numpy as np
+
+    sources = image.meta.source if image.meta.source_format == "dicom" else None
+    iop = sources[0].get("ImageOrientationPatient") if sources else None
+    if not iop or len(iop) != 6:
+        return np.eye(3)
+    row, col = np.array([float(v) for v in iop[:3]]), np.array([float(v) for v in iop[3:]])
+    if not (np.linalg.norm(row) > 0 and np.linalg.norm(col) > 0):
+        return np.eye(3)
+    lps_to_ras = np.diag([-1.0, -1.0, 1.0])
+    normal = np.cross(row, col)
+    return lps_to_ras @ np.stack([row, col, normal / (np.linalg.norm(normal) or 1.0)], axis=1)
