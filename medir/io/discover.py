@@ -272,8 +272,9 @@ def _series_items(dicom: dict[Path, _Header], root: Path) -> list[InputItem]:
                 items.append(InputItem(files[0], "dicom", _rel(files[0], root)))
                 continue
             rel = _rel(folder, root)
-            if len(keys) > 1:
-                rel = rel / _series_label(key, dicom[files[0]])
+            if len(keys) > 1:  # several series in one folder: one sub-folder each (in the root: no root name)
+                label = _series_label(key, dicom[files[0]])
+                rel = Path(label) if folder == root else rel / label
             items.append(InputItem(folder, "series", rel, files=tuple(files)))
     return singles + items
 
