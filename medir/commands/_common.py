@@ -122,6 +122,13 @@ def output_path(item: InputItem, output: Path, items: list[InputItem]) -> Path:
     return output if single_output(output, items) else output / item.rel
 
 
+def check_output_folder(output: Path, items: list[InputItem]) -> None:
+    """Several inputs (or a series) need ``-o`` to be a folder: refuse an existing file there, up front."""
+    if not single_output(output, items) and output.exists() and not output.is_dir():
+        raise MedirError(f"-o {output} is a file, but {len(items)} input(s) need an output folder: "
+                         f"give a folder (or one input to write one file)")
+
+
 def check_not_input(item: InputItem, out: Path) -> None:
     sources = {p.resolve() for p in (item.files or (item.path,))} | {item.path.resolve()}
     target = out.resolve()

@@ -10,8 +10,8 @@ import argparse
 from pathlib import Path
 
 from medir.commands._common import (
-    Ledger, check_device, check_tiling_args, check_writable, output_path, output_root, parse_shard, read_input,
-    run_batch, take_shard,
+    Ledger, check_device, check_output_folder, check_tiling_args, check_writable, output_path, output_root,
+    parse_shard, read_input, run_batch, take_shard,
 )
 from medir.errors import InputError, MedirError
 
@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     found.items = take_shard(found.items, parse_shard(args.shard))
     if not found.items:
         raise InputError("no inputs to restore (empty folder or empty shard): check the paths")
+    check_output_folder(args.output, found.items)
     models = ModelCache(args.model, args.device)
     if args.model:
         models.get(args.model)  # a bad --model fails once, before any input is read

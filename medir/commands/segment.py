@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from medir.commands._common import (
-    Ledger, Result, check_writable, output_root, parse_shard, read_input, run_batch, single_output, take_shard,
+    Ledger, Result, check_output_folder, check_writable, output_root, parse_shard, read_input, run_batch,
+    single_output, take_shard,
 )
 from medir.errors import InputError
 
@@ -193,10 +194,13 @@ def run(args: argparse.Namespace) -> int:
     if args.box is not None:
         parse_box(args.box)
     check_writable(args.output, "output")
+    if args.cache is not None:
+        check_writable(args.cache, "--cache")
     found = discover(list(args.inputs))
     found.items = take_shard(found.items, parse_shard(args.shard))
     if not found.items:
         raise InputError("no inputs to segment (empty folder or empty shard): check the paths")
+    check_output_folder(args.output, found.items)
     segmenter = build_segmenter(args.segmenter, args.box, args.cache)  # a bad model fails once, up front
     items = found.items
     settings = {"segmenter": args.segmenter, "box": args.box, "modality": args.modality}

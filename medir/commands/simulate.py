@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from medir.commands._common import (
-    Ledger, Result, check_writable, read_input, output_path, output_root, parse_shard, run_batch, take_shard,
+    Ledger, Result, check_output_folder, check_writable, output_path, output_root, parse_shard, read_input,
+    run_batch, take_shard,
 )
 from medir.commands._records import RECORDS_DIR
 from medir.errors import InputError, MedirError
@@ -195,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
     found.items = take_shard(found.items, parse_shard(args.shard))
     if not found.items:
         raise InputError("no inputs to simulate (empty folder or empty shard): check the paths")
+    check_output_folder(args.output, found.items)
     items, root = found.items, output_root(args.output, found.items)
     settings = {"task": spec.name, "params": params, "seed": args.seed, "modality": args.modality}
     report = run_batch(

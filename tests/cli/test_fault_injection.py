@@ -75,4 +75,5 @@ def _count(out: Path) -> int:
     """Finished output files (hidden records and temporaries are not counted)."""
     if not out.exists():
         return 0
-    return sum(1 for p in out.rglob("*") if p.is_file() and not any(q.startswith(".") for q in p.relative_to(out).parts))
+    files = [p.relative_to(out).parts for p in out.rglob("*") if p.is_file()]
+    return sum(1 for parts in files if not any(q.startswith(".") for q in parts))
