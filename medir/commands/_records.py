@@ -16,6 +16,7 @@ Records hold hashes of the input paths, never the paths themselves (folder names
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import shutil
@@ -47,7 +48,7 @@ def remove_temporaries(path: Path) -> None:
     """Leftovers of an interrupted atomic write of ``path``: ``.NAME.*.part*`` and ``.NAME.old``."""
     if not path.parent.is_dir():
         return
-    for leftover in path.parent.glob(f".{path.name}.*"):
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*"):
         if ".part" in leftover.name[len(path.name) + 1:] or leftover.name == f".{path.name}.old":
             if leftover.is_dir():
                 shutil.rmtree(leftover, ignore_errors=True)
