@@ -137,16 +137,19 @@ def check_not_input(item: InputItem, out: Path) -> None:
 
 
 def find_conflicts(plans: dict[InputItem, list[Path]]) -> dict[InputItem, str]:
-    """Items whose planned output is another item's output, or a folder holding it."""
+    """Items whose planned output is another item's output, lies inside it, or is a folder holding it."""
     owner: dict[Path, InputItem] = {}
+    holder: dict[Path, InputItem] = {}  # every folder above an output -> the item writing there
     conflicts = {}
     for item, outs in plans.items():
         for out in outs:
             key = out.resolve()
-            other = owner.get(key) or next((o for p, o in owner.items() if key in p.parents or p in key.parents), None)
+            other = owner.get(key) or holder.get(key) or next((owner[p] for p in key.parents if p in owner), None)
             if other is not None and other is not item:
                 conflicts[item] = f"would write {out}, which {other.label} writes too: rename one of the inputs"
             owner.setdefault(key, item)
+            for parent in key.parents:
+                holder.setdefault(parent, item)
     return conflicts
 
 
