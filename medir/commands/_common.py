@@ -247,6 +247,8 @@ def run_batch(
               file=sys.stderr)
         raise
     print(report.summary(desc))
+    if isinstance(found, Discovery) and found.hidden:
+        print(f"  ignored {found.hidden} hidden file(s) or folder(s) (names starting with '.')")
     return report
 
 

@@ -130,7 +130,12 @@ def _classify(f: Path, root: Path, found: Discovery, dicom: dict, seen: set, *, 
         return
     seen.add(key)
     rel = _rel(f, root)
-    if f.stat().st_size == 0:
+    try:
+        size = f.stat().st_size
+    except OSError as err:  # a broken link, a file removed meanwhile, no permission
+        _unusable(f, rel, f"cannot be read ({err.strerror or type(err).__name__})", found, explicit=explicit)
+        return
+    if size == 0:
         found.items.append(InputItem(f, "invalid", rel, reason="is an empty file (0 bytes): check the export"))
         return
     if f.name.upper() == "DICOMDIR":
@@ -143,11 +148,7 @@ def _classify(f: Path, root: Path, found: Discovery, dicom: dict, seen: set, *, 
     if kind is None and not explicit:
         kind = "dicom" if _has_dicom_header(f) else None  # DICOMDIR media often have no .dcm suffix
     if kind is None:
-        reason = "is not a format medir reads (DICOM, NIfTI, PNG/TIFF, NPY/NPZ)"
-        if explicit:
-            found.items.append(InputItem(f, "invalid", rel, reason=reason))
-        else:
-            found.skipped.append((rel.as_posix(), reason))
+        _unusable(f, rel, "is not a format medir reads (DICOM, NIfTI, PNG/TIFF, NPY/NPZ)", found, explicit=explicit)
         return
     if kind != "dicom":
         found.items.append(InputItem(f, kind, rel))
@@ -160,6 +161,14 @@ def _classify(f: Path, root: Path, found: Discovery, dicom: dict, seen: set, *, 
             found.items.append(InputItem(f, "invalid", rel, reason=header))
         return
     dicom[f] = header
+
+
+def _unusable(f: Path, rel: Path, reason: str, found: Discovery, *, explicit: bool) -> None:
+    """A file given by name fails (the user asked for it); one found in a folder is listed as skipped."""
+    if explicit:
+        found.items.append(InputItem(f, "invalid", rel, reason=reason))
+    else:
+        found.skipped.append((rel.as_posix(), reason))
 
 
 def _has_dicom_header(f: Path) -> bool:
