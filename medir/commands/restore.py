@@ -27,7 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--modality", help="override the input's modality (DICOM code: CT, PT, MR, NM, SM, CR, DX, MG, "
                                       "US, XA, OT, ...); needed for NIfTI/PNG/NPY")
     p.add_argument("--allow-modality-mismatch", action="store_true",
-                   help="apply the model even to inputs of a modality it was not trained for")
+                   help="apply the model even to inputs of a modality or value kind (perfusion map, non-HU) "
+                        "it was not trained for")
     p.add_argument("--tile", type=int, default=512, help="tile size in pixels (0: whole slices); bounds memory")
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (8 to tile-1)")
     p.add_argument("--batch", type=int, default=4, help="tiles or slices per forward pass")
@@ -75,7 +76,7 @@ class ModelCache:
 
 def restore_one(item, out: Path, overwrite: bool, models: ModelCache, args) -> None:
     from medir.engine.inference import restore_image
-    from medir.engine.modelfile import check_modality
+    from medir.engine.modelfile import check_intensity, check_modality
     from medir.io import write_image
 
     image = read_input(item, modality=args.modality)
@@ -84,6 +85,8 @@ def restore_one(item, out: Path, overwrite: bool, models: ModelCache, args) -> N
     model, card = models.get(name)
     if not args.allow_modality_mismatch:
         check_modality(card, modality, model=name, what=item.label)
+        sources = image.meta.source if image.meta.source_format == "dicom" else None
+        check_intensity(card, sources[0] if sources else None, model=name, what=item.label)
     image.meta.modality = card.modality  # checked (or explicitly allowed) above; the output keeps the input's
     restored = restore_image(
         image, model, card, tile=args.tile or None, overlap=args.overlap, batch=args.batch,

@@ -131,6 +131,26 @@ def check_modality(card: ModelCard, modality: str, *, model: str, what: str) -> 
                      f"model with --model, or pass --allow-modality-mismatch to apply it anyway")
 
 
+MAP_TYPES = ("PERFUSION", "CBF", "CBV", "MTT", "TTP", "TMAX", "ADC", "FA", "T1MAP", "T2MAP")
+
+
+def check_intensity(card: ModelCard, source, *, model: str, what: str) -> None:
+    """Refuse a DICOM input whose values are not the kind the model was trained on: a parametric map
+    (perfusion CBF/CBV/MTT, ADC, ...) or a RescaleType other than the model's units (e.g. not HU)."""
+    if source is None:
+        return
+    image_type = {str(v).upper() for v in (source.get("ImageType") or [])}
+    maps = sorted(image_type & set(MAP_TYPES))
+    units = card.preset.units
+    if maps:
+        raise MedirError(f"{what} is a parametric map (ImageType {'/'.join(maps)}), but model {model} restores "
+                         f"{units} images: pass --allow-modality-mismatch to apply it anyway")
+    rescale_type = str(source.get("RescaleType", "") or "").strip().upper()
+    if units == "HU" and rescale_type not in ("", "HU", "US"):
+        raise MedirError(f"{what} stores {rescale_type} values, but model {model} restores HU: "
+                         f"pass --allow-modality-mismatch to apply it anyway")
+
+
 def resolve_model_path(name_or_path: str | Path) -> Path:
     """A shipped model's name, a model directory, or a ``.safetensors`` file beside its config."""
     p = Path(name_or_path)

@@ -162,3 +162,15 @@ def test_segment_more_than_65535_regions_and_zero_pixel_spacing(tmp_path, ct_bas
     import nibabel as nib
 
     assert np.allclose(np.abs(np.diag(nib.load(tmp_path / "out2" / "zero_labels.nii.gz").affine))[:2], 1.0)
+
+
+def test_ct_perfusion_map_is_refused_by_an_hu_model(tmp_path, ct_base, tiny_ct_model, capsys):
+    import pydicom
+
+    path = write_slice(ct_base, tmp_path / "cbf.dcm", series_uid="1.2.3.6")
+    ds = pydicom.dcmread(path)
+    ds.ImageType = ["DERIVED", "SECONDARY", "PERFUSION", "CBF"]
+    ds.save_as(path)
+    assert main(["restore", str(path), "-o", str(tmp_path / "o"), "--model", str(tiny_ct_model)]) == 2
+    line = _one_line(capsys)
+    assert "parametric map" in line and "CBF" in line and "tiny-ct" in line
