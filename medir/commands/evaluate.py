@@ -1,4 +1,5 @@
-"""``medir evaluate --pred P --target T``: PSNR, SSIM, NMSE, RMSE per file, in physical units."""
+"""``medir evaluate --pred P --target T``: PSNR, SSIM, NMSE, RMSE per file (or per pair of files at the same
+relative path in two folders, e.g. two medir output folders), in physical units."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from medir.errors import InputError
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pred", required=True, type=Path, help="restored file or folder")
-    p.add_argument("--target", required=True, type=Path, help="reference file or folder (matched by file name)")
+    p.add_argument("--target", required=True, type=Path, help="reference file or folder (folders: pairs matched by relative path)")
     p.add_argument(
         "--data-range", default="target",
         help="'target' (per image: target max - min, the default) or a fixed number (e.g. 400 for the CT window)",
