@@ -14,7 +14,8 @@ from medir.errors import InputError
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pred", required=True, type=Path, help="restored file or folder")
-    p.add_argument("--target", required=True, type=Path, help="reference file or folder (folders: pairs matched by relative path)")
+    p.add_argument("--target", required=True, type=Path,
+                   help="reference file or folder (folders: pairs matched by relative path)")
     p.add_argument(
         "--data-range", default="target",
         help="'target' (per image: target max - min, the default) or a fixed number (e.g. 400 for the CT window)",
