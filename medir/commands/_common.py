@@ -188,9 +188,7 @@ class Report:
                 f" ({self.total} input(s))")
 
     def exit_code(self, verb: str) -> int:
-        """0: nothing failed; 1: some inputs failed; 2: every input failed. Prints the reasons."""
-        for line in self.skipped:
-            print(f"  skipped {line}")
+        """0: nothing failed; 1: some inputs failed; 2: every input failed. Prints the failures on stderr."""
         if not self.failures:
             return 0
         if self.total == 1 and len(self.failures) == 1 and not self.skipped:
@@ -247,6 +245,8 @@ def run_batch(
               file=sys.stderr)
         raise
     print(report.summary(desc))
+    for line in report.skipped:
+        print(f"  skipped {line}")
     if isinstance(found, Discovery) and found.hidden:
         print(f"  ignored {found.hidden} hidden file(s) or folder(s) (names starting with '.')")
     return report
