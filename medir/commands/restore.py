@@ -63,8 +63,8 @@ class ModelCache:
         exist = ", ".join(sorted(available)) or "no modality yet"
         if modality == "OT":
             raise InputError(f"{what} does not say its modality: pass --modality (models exist for {exist})")
-        raise InputError(f"no model for {modality} ({what}); models exist for {exist}: pass --model PATH "
-                         f"(train one with `medir train`), or --modality if the file's modality is wrong")
+        raise InputError(f"{what} is {modality}: no model for {modality}; models exist for {exist}: pass --model "
+                         f"PATH (train one with `medir train`), or --modality if the file's modality is wrong")
 
     def get(self, name: str):
         if name not in self.loaded:
