@@ -1,7 +1,8 @@
 """Per-output records that make batches resumable and ``--force`` safe.
 
-For every output, ``OUT/.medir/<command>/<key>.json`` says which input made it, from which version of
-that input (sizes and modification times), with which settings, and whether it finished. The record is
+For every output, ``OUT/.medir/outputs/<key>.json`` says which input made it, from which version of
+that input (sizes and modification times), with which command and settings, and whether it finished.
+The records are shared by all commands, so no command replaces another input's output. The record is
 written *before* the work (a claim, ``done: false``) and again after the outputs were renamed into place
 (``done: true``). Outputs themselves are written atomically (temporary file + rename), so:
 
@@ -61,8 +62,8 @@ class Ledger:
 
     def __init__(self, root: Path, command: str, settings: dict):
         self.root, self.command = Path(root), command
-        self.settings = json.dumps(settings, sort_keys=True, default=str)
-        self.folder = self.root / RECORDS_DIR / command
+        self.settings = json.dumps({"command": command, **settings}, sort_keys=True, default=str)
+        self.folder = self.root / RECORDS_DIR / "outputs"
 
     def _key(self, primary: Path) -> Path:
         try:
@@ -118,17 +119,3 @@ class Ledger:
             return path.resolve().relative_to(self.root.resolve()).as_posix()
         except ValueError:
             return str(path.resolve())
-
-    def finished(self) -> list[dict]:
-        """Every finished record (for manifests), in a stable order."""
-        if not self.folder.is_dir():
-            return []
-        out = []
-        for p in sorted(self.folder.glob("*.json")):
-            try:
-                record = json.loads(p.read_text())
-            except (OSError, ValueError):
-                continue
-            if record.get("done"):
-                out.append(record)
-        return sorted(out, key=lambda r: r["outputs"])

@@ -104,6 +104,9 @@ def test_force_only_replaces_the_output_of_the_same_input(tmp_path, tiny_ct_mode
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "another input" in err[0]
     assert (out / "x.npy").read_bytes() == before
+    simulate = ["simulate", "ct-lowdose", str(tmp_path / "b" / "x.npy"), "-o", str(out), "--modality", "CT", "--force"]
+    assert main(simulate) == 2 and "another input" in capsys.readouterr().err  # whichever command wrote it
+    assert (out / "x.npy").read_bytes() == before
     assert _restore([tmp_path / "a" / "x.npy"], out, tiny_ct_model, "--modality", "CT", "--force") == 0
 
 
