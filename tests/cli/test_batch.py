@@ -15,6 +15,19 @@ def _restore(inputs, out, model, *extra):
     return main(["restore", *map(str, inputs), "-o", str(out), "--model", str(model), "--tile", "0", *extra])
 
 
+def _ctrl_c_at_call(n: int, real):
+    """``real``, except that its n-th call raises KeyboardInterrupt, as Ctrl-C in the middle of a batch."""
+    calls = []
+
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    return wrapped
+
+
 def _mixed_folder(root, base):
     """Two interleaved series, one slice of another size, a PNG, a NIfTI, a text file and a broken DICOM."""
     import nibabel as nib
@@ -118,15 +131,8 @@ def test_ctrl_c_then_rerun_skips_finished_and_reports_no_failure(tmp_path, tiny_
     inputs = [tmp_path / f"s{k}.npy" for k in range(4)]
     reference = tmp_path / "reference"
     assert _restore(inputs, reference, tiny_ct_model, "--modality", "CT") == 0
-    real, calls = inference.restore_image, []
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(inference, "restore_image", interrupted)
+    real = inference.restore_image
+    monkeypatch.setattr(inference, "restore_image", _ctrl_c_at_call(3, real))
     out = tmp_path / "out"
     assert _restore(inputs, out, tiny_ct_model, "--modality", "CT") == 130
     monkeypatch.setattr(inference, "restore_image", real)
@@ -147,15 +153,8 @@ def test_simulate_manifest_is_complete_after_an_interrupt(tmp_path, monkeypatch)
         np.save(tmp_path / f"s{k}.npy", np.full((32, 32), 40.0 + k, np.float32))
     args = ["simulate", "ct-lowdose", *[str(tmp_path / f"s{k}.npy") for k in range(3)], "-o", str(tmp_path / "o"),
             "--modality", "CT", "--dose", "0.5"]
-    real, calls = simulate.simulate_image, []
-
-    def interrupted(*a, **kw):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*a, **kw)
-
-    monkeypatch.setattr(simulate, "simulate_image", interrupted)
+    real = simulate.simulate_image
+    monkeypatch.setattr(simulate, "simulate_image", _ctrl_c_at_call(2, real))
     assert main(args) == 130
     lines = (tmp_path / "o" / "manifest.jsonl").read_text().splitlines()
     assert [json.loads(line)["output"] for line in lines] == ["s0.npy"]  # what is done is in the manifest
