@@ -129,14 +129,16 @@ class SpatialCrossAttention(_CrossAttention):
     """Window cross-attention: ``W_o softmax(q k^T / sqrt(d)) v`` per head inside each ``patch x patch`` window.
 
     Same projections and interface as :class:`GuidedFrequencyCrossAttention`; ``heads`` divides hidden.
+    ``fused``: PyTorch's fused kernel (default), or the explicit ``(p^2, p^2)`` attention matrices of most
+    restoration code (same result, the matrices held in memory).
     """
 
     def __init__(self, channels: int, *, prior_channels: int | None = None, patch: int = 8, expansion: float = 2.0,
-                 bias: bool = False, heads: int = 1):
+                 bias: bool = False, heads: int = 1, fused: bool = True):
         super().__init__(channels, prior_channels=prior_channels, patch=patch, expansion=expansion, bias=bias)
         if self.hidden % heads:
             raise ValueError(f"heads ({heads}) must divide the hidden width {self.hidden}")
-        self.heads = heads
+        self.heads, self.fused = heads, fused
 
     def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         b, d, h, w = q.shape
@@ -146,7 +148,11 @@ class SpatialCrossAttention(_CrossAttention):
             t = window_partition(t.permute(0, 2, 3, 1), p)
             return t.view(*t.shape[:3], n, d // n).transpose(2, 3)
 
-        out = F.scaled_dot_product_attention(tokens(q), tokens(k), tokens(v))  # scale 1/sqrt(d/heads)
+        if self.fused:
+            out = F.scaled_dot_product_attention(tokens(q), tokens(k), tokens(v))  # scale 1/sqrt(d/heads)
+        else:
+            qt = tokens(q) * (d // n) ** -0.5
+            out = torch.softmax(qt @ tokens(k).transpose(-1, -2), dim=-1) @ tokens(v)
         out = out.transpose(2, 3).reshape(b, -1, p * p, d)
         return window_merge(out, p, h, w).permute(0, 3, 1, 2)
 

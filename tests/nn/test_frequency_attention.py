@@ -50,6 +50,8 @@ def test_spatial_cross_attention_matches_explicit_windows():
     m = SpatialCrossAttention(4, prior_channels=3, patch=4, heads=2)
     q, k, v = (torch.randn(2, m.hidden, 8, 12) for _ in range(3))
     torch.testing.assert_close(m.mix(q, k, v), reference_window_attention(q, k, v, 4, 2), atol=1e-5, rtol=1e-5)
+    m.fused = False
+    torch.testing.assert_close(m.mix(q, k, v), reference_window_attention(q, k, v, 4, 2), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("cls", [GuidedFrequencyCrossAttention, SpatialCrossAttention])
