@@ -13,21 +13,8 @@ from medir.engine.train import train
 from medir.errors import ConfigError
 from medir.models import build_preset
 from medir.models.lrformer import PRIOR_CACHE_ENV
-
-
-def noisy(task, x, *, generator=None, sigma=30.0):
-    """Stand-in simulator with medir.physics.simulate's signature: Gaussian noise of sigma HU."""
-    return x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype)
-
-
-def blobs(seed: int, size: int = 40) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    img = np.full((size, size), -1000.0)
-    for _ in range(4):
-        cy, cx, r = rng.uniform(8, size - 8, 2).tolist() + [rng.uniform(4, 10)]
-        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(-100, 200)
-    return img.astype(np.float32)
+from tests.engine.test_train import noisy
+from tests.engine.test_train import phantom as blobs
 
 
 def lrformer_config(root, out, **model_args):
