@@ -24,7 +24,7 @@ def loop_circular_convolution(q: torch.Tensor, k: torch.Tensor, p: int) -> torch
 
 def test_patch_convolution_is_circular_convolution_per_patch():
     g = torch.Generator().manual_seed(0)
-    q, k = torch.randn(2, 3, 8, 12, generator=g, dtype=torch.float64), torch.randn(2, 3, 8, 12, generator=g, dtype=torch.float64)
+    q, k = (torch.randn(1, 2, 4, 8, generator=g, dtype=torch.float64) for _ in range(2))
     ref = loop_circular_convolution(q, k, 4)
     torch.testing.assert_close(patch_convolution(q, k, 4).double(), ref, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(patch_convolution(q, k, 4, spectrum="full").double(), ref, atol=1e-5, rtol=1e-5)
