@@ -248,7 +248,8 @@ def ablation(*, seeds: int, steps: int, lr: float = 2e-3, patches_n: int = 96, s
         priors[mode] = torch.cat([net.prior_for(lq[i:i + 1]) for i in range(len(lq))])
     base = np.mean([float(psnr(torch.from_numpy(l), torch.from_numpy(h), data_range=400.0, window=CT_WINDOW))
                     for l, h in zip(data["test_lq"], data["test_hq"])])
-    print(f"quarter-dose input: {base:.2f} dB; {steps} Adam steps (lr {lr:g}, cosine) x batch 4, {patches_n} patches of {size}^2, "
+    print(f"quarter-dose input: {base:.2f} dB; {steps} Adam steps (lr {lr:g}, cosine) x batch 4, "
+          f"{patches_n} patches of {size}^2, "
           f"seeds 0..{seeds - 1}; mean reliability of training priors {priors['reliable'][:, 2].mean():.3f}\n")
     print("| prior | attention | params | PSNR dB (mean +- std) | per seed | s/step |")
     print("|---|---|---|---|---|---|")

@@ -17,6 +17,10 @@ Stochasticity: for SAM / MedSAM / head segmenters, dropout on the outputs of cho
 frozen network (``placement`` and ``rate`` are options: LRformer does not say where). Only the decoder
 by default, so SAM's image embedding is computed once and reused for all ``T`` samples. For the
 classical segmenter, which has no weights: jittered parameters and added Gaussian input noise.
+Sample ``t`` is a pure function of ``(image, seed, t)``, so each sample can be cached like any segmenter.
+
+RLPP (:class:`ReliablePriorProducer`): the samples and ``r`` become LRformer's 3 prior channels
+``[r * region-mean image, r * boundary probability, r]`` (:func:`prior_features`).
 """
 
 from __future__ import annotations
