@@ -58,7 +58,7 @@ class PeakTensorMemory(TorchDispatchMode):
         self.current -= self.live.pop(key, 0)
 
 
-def variants(channels: int, patch: int) -> dict[str, torch.nn.Module]:
+def cost_modules(channels: int, patch: int) -> dict[str, torch.nn.Module]:
     """The modules compared, same projections (weights copied from the first) and interface."""
     mods = {
         "spatial (fused softmax)": SpatialCrossAttention(channels, patch=patch),
@@ -115,7 +115,7 @@ def cost(sizes: list[int], channels: int, patch: int, repeats: int) -> None:
     print("| map | module | GFLOPs | core GFLOPs | time ms | peak MiB | FLOPs ratio | time ratio | memory ratio |")
     print("|---|---|---|---|---|---|---|---|---|")
     for size in sizes:
-        mods = variants(channels, patch)
+        mods = cost_modules(channels, patch)
         x, p = torch.randn(1, channels, size, size), torch.randn(1, channels, size, size)
         t = timings(mods, x, p, repeats)
         rows = {k: (*flops(m, x, p, patch), t[k], peak_memory(m, x, p)) for k, m in mods.items()}
@@ -188,13 +188,14 @@ def patches(data: dict[str, list], *, count: int, size: int, seed: int = 0):
     return torch.from_numpy(np.stack(lqs))[:, None], torch.from_numpy(np.stack(hqs))[:, None]
 
 
-def train_variant(prior: str, attention: str, seed: int, lq, hq, priors, *, steps: int, lr: float, batch: int = 4):
+def train_variant(prior: str, attention: str, seed: int, lq, hq, priors, *, steps: int, lr: float, patch: int = 8,
+                  batch: int = 4):
     """One tiny LRformer trained for ``steps`` Adam steps on the fixed patches (same batches for every variant)."""
     from medir.engine.schedule import cosine_lr
     from medir.models import build_preset
 
     torch.manual_seed(seed)
-    net = build_preset("lrformer_tiny", prior=prior, attention=attention, samples=4, modality="CT",
+    net = build_preset("lrformer_tiny", prior=prior, attention=attention, samples=4, modality="CT", patch=patch,
                        intensity={"mode": "fixed", "lo": -1024.0, "hi": 3071.0})
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     order = torch.Generator().manual_seed(seed)
@@ -227,8 +228,8 @@ def test_psnr(net, data) -> float:
     return sum(scores) / len(scores)
 
 
-def ablation(*, seeds: int, steps: int, lr: float = 2e-3, patches_n: int = 96, size: int = 32,
-             cache: Path | None = None) -> None:
+def ablation(*, seeds: int, steps: int, lr: float = 2e-3, patches_n: int = 96, size: int = 32, patch: int = 8,
+             variants: list[str] | None = None, cache: Path | None = None) -> None:
     """No / raw / reliable prior x GFCA / spatial cross-attention, equal budget: the same fixed training patches
     (4 quarter-dose pseudo-CT slices), the same batches and ``steps`` Adam steps per seed, tiny LRformer
     (``lrformer_tiny``, classical segmenter, reliable = 4 Monte-Carlo samples). Priors of the training patches
@@ -250,13 +251,15 @@ def ablation(*, seeds: int, steps: int, lr: float = 2e-3, patches_n: int = 96, s
                     for l, h in zip(data["test_lq"], data["test_hq"])])
     print(f"quarter-dose input: {base:.2f} dB; {steps} Adam steps (lr {lr:g}, cosine) x batch 4, "
           f"{patches_n} patches of {size}^2, "
-          f"seeds 0..{seeds - 1}; mean reliability of training priors {priors['reliable'][:, 2].mean():.3f}\n")
+          f"{patch}x{patch} attention windows, seeds 0..{seeds - 1}; mean reliability of training priors {priors['reliable'][:, 2].mean():.3f}\n")
     print("| prior | attention | params | PSNR dB (mean +- std) | per seed | s/step |")
     print("|---|---|---|---|---|---|")
     for prior, attention in VARIANTS:
+        if variants and f"{prior}/{attention}" not in variants:
+            continue
         scores, secs = [], []
         for seed in range(seeds):
-            net, sec = train_variant(prior, attention, seed, lq, hq, priors, steps=steps, lr=lr)
+            net, sec = train_variant(prior, attention, seed, lq, hq, priors, steps=steps, lr=lr, patch=patch)
             scores.append(test_psnr(net, data))
             secs.append(sec)
         params = sum(p.numel() for p in net.parameters())
@@ -277,12 +280,15 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--steps", type=int, default=200)
     a.add_argument("--lr", type=float, default=2e-3)
     a.add_argument("--size", type=int, default=32, help="training patch side")
+    a.add_argument("--patch", type=int, default=8, help="GFCA / spatial attention window")
+    a.add_argument("--variants", nargs="+", help="prior/attention pairs to run, e.g. reliable/gfca (default: all)")
     a.add_argument("--data-cache", type=Path, help="NPZ to keep the simulated slices in between runs")
     args = ap.parse_args(argv)
     if args.what == "cost":
         cost(args.sizes, args.channels, args.patch, args.repeats)
     else:
-        ablation(seeds=args.seeds, steps=args.steps, lr=args.lr, size=args.size, cache=args.data_cache)
+        ablation(seeds=args.seeds, steps=args.steps, lr=args.lr, size=args.size, patch=args.patch,
+                 variants=args.variants, cache=args.data_cache)
     return 0
 
 
