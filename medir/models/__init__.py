@@ -15,6 +15,7 @@ from medir.errors import ConfigError
 from medir.models.complexity import describe
 from medir.models.edsr import EDSR
 from medir.models.nafnet import NAFNet
+from medir.models.rat import RAT
 from medir.models.rcan import RCAN
 from medir.models.restormer import Restormer
 from medir.models.swinir import SwinIR
@@ -27,6 +28,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "swinir": SwinIR,
     "edsr": EDSR,
     "rcan": RCAN,
+    "rat": RAT,
 }
 
 
@@ -133,6 +135,20 @@ def rcan_base(**kw) -> nn.Module:
     return RCAN(**{"features": 64, "groups": 10, "blocks": 20, "reduction": 16, "scale": 2, **kw})
 
 
+# RAT (Yang et al. 2024): NAFNet U-Net with region attention at the bottleneck.
+def rat_tiny(**kw) -> nn.Module:
+    """RAT with width 8, one NAFBlock per level, 2 RAT blocks of 1 layer, 2 heads (CPU-trainable in minutes)."""
+    arch = {"width": 8, "enc_blocks": [1, 1], "dec_blocks": [1, 1], "rat_blocks": 2, "layers_per_block": 1,
+            "heads": 2}
+    return RAT(**{**arch, **kw})
+
+
+def rat_base(**kw) -> nn.Module:
+    """The paper's RAT: width 64, [2, 2] levels, 12 RAT layers (4 blocks x 3), 8 heads, window 4."""
+    return RAT(**{"width": 64, "enc_blocks": [2, 2], "dec_blocks": [2, 2], "rat_blocks": 4, "layers_per_block": 3,
+                  "heads": 8, "window_size": 4, **kw})
+
+
 PRESETS: dict[str, Callable[..., nn.Module]] = {
     "nafnet_tiny": nafnet_tiny,
     "nafnet_width32": nafnet_width32,
@@ -153,6 +169,8 @@ PRESETS: dict[str, Callable[..., nn.Module]] = {
     "edsr_large": edsr_large,
     "rcan_tiny": rcan_tiny,
     "rcan_base": rcan_base,
+    "rat_tiny": rat_tiny,
+    "rat_base": rat_base,
 }
 
 
