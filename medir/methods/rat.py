@@ -3,9 +3,9 @@
 Region maps come, in order of preference, from the batch (``batch["regions"]``, ``(B, h, w)`` int on the
 low-quality grid: oracle labels of a simulation, or maps made offline with SAM) or from the network's own
 segmenter applied to the low-quality input, exactly what inference does (the paper: ``M =
-Postprocess(SAM(I^LQ))``). We segment the training patch itself, not the whole slice before cropping;
-the classical partition's granularity scales with the area, so a patch gets the share of regions its
-slice would have.
+Postprocess(SAM(I^LQ))``). We segment the training patch itself, not the whole slice before cropping
+(the paper cropped maps made offline): a patch gets at most as many regions as a whole slice, so
+training patches are partitioned somewhat more finely per pixel than the paper's cropped maps.
 
 ``forward(batch) -> (loss, logs)``, ``validate(batch) -> {psnr, ssim, psnr_input}`` (as ``supervised``);
 the trained ``network`` is saved as a plain medir model file, so ``medir restore --model`` runs it and

@@ -11,23 +11,24 @@ Pipeline for one slice (scikit-image / scipy; 512x512 in about 0.3 s on one idle
 5. regions = connected components of (superpixel x intensity class), so no region straddles a
    tissue boundary that the intensities show; components under ``min_size`` pixels are absorbed
    by their nearest neighbour (``expand_labels``), so noise does not leave specks;
-6. granularity: adjacent regions are merged, cheapest first, until at most ``max_regions`` per
-   512 x 512 pixels remain (:func:`merge_to_count`). The cost of merging two regions is Ward's
+6. granularity: adjacent regions are merged, cheapest first, until at most ``max_regions`` remain
+   (:func:`merge_to_count`). The cost of merging two regions is Ward's
    ``n_a n_b / (n_a + n_b) (mean_a - mean_b)^2`` on the smoothed windowed image, and merges within an
    intensity class come before merges across classes, so fragments of one tissue and small specks go
    first and tissue boundaries last.
 
 Granularity: SAM's automatic ("everything") mode, which RAT uses, gives tens of regions on a 512 x 512
-slice (the RAT release's example: 39). Steps 1-5 alone give hundreds to a thousand (409-1178 on the brain
-phantom); the default ``max_regions = 40`` per 512 x 512 pixels matches SAM (scaled with the image area,
-so a 256 x 256 crop gets at most 10, as it would by cropping a slice's map). ``max_regions=None`` keeps
-the fine partition (superpixel-level regions, e.g. for priors that want local regions).
+slice (the RAT release's example: 39), and, since SAM resizes every input to 1024 pixels, tens on any
+image size. Steps 1-5 alone give hundreds to a thousand regions on a 512 x 512 slice (122-345 on the brain
+phantom here, 409-1178 with an earlier setting); the default ``max_regions = 40`` per image matches SAM.
+Small images (training patches) usually have fewer regions than that before any merging, so the cap
+matters from about 256 x 256 on. ``max_regions=None`` keeps the fine partition (superpixel-level
+regions, e.g. for priors that want local regions).
 """
 
 from __future__ import annotations
 
 import heapq
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -49,8 +50,8 @@ class ClassicalSegmenter:
     ``refine``: rounds of extra thresholds halfway between neighbouring ones (finer bands, more regions);
     ``sigma``: Gaussian pre-smoothing in pixels; ``background``: windowed level below which a pixel is
     background; ``min_size``: smallest kept region in pixels; ``felzenszwalb_scale``: Felzenszwalb's scale;
-    ``max_regions``: the granularity, at most this many foreground regions per 512 x 512 pixels (scaled
-    with the image area, at least 1; None: no merging, the fine partition).
+    ``max_regions``: the granularity, at most this many foreground regions per image (SAM's everything
+    mode gives tens; None: no merging, the fine partition).
     """
 
     method: Literal["slic", "felzenszwalb"] = "slic"
@@ -72,12 +73,6 @@ class ClassicalSegmenter:
             f":max={self.max_regions}"
         )
 
-    def region_budget(self, shape: tuple[int, ...]) -> int | None:
-        """The most foreground regions an ``(H, W)`` image may keep: ``max_regions`` scaled by H W / 512^2."""
-        if self.max_regions is None:
-            return None
-        return max(1, math.ceil(self.max_regions * shape[0] * shape[1] / 512**2))
-
     def __call__(self, image: np.ndarray, *, modality: str = "OT") -> Partition:
         image = check_image(image)
         unit = window_to_unit(image, modality=modality)
@@ -93,9 +88,8 @@ class ClassicalSegmenter:
         joined = join_segmentations(superpixels, classes)
         regions = connected_components(joined * foreground + foreground, connectivity=1, background=0)
         regions = absorb_small(regions, foreground, min_size=self.min_size)
-        budget = self.region_budget(gray.shape)
-        if budget is not None:
-            regions = merge_to_count(regions, gray, target=budget, classes=classes)
+        if self.max_regions is not None:
+            regions = merge_to_count(regions, gray, target=self.max_regions, classes=classes)
         return Partition(relabel(regions))
 
     def _superpixels(self, unit: np.ndarray, foreground: np.ndarray) -> np.ndarray:
