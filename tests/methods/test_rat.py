@@ -163,3 +163,30 @@ def test_train_from_config_then_restore_with_only_the_image(tmp_path):
     restored = np.load(out)
     assert restored.shape == (48, 48) and np.isfinite(restored).all()
     assert image.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["rat_ct_tiny", "rat_ct", "rat_pet", "rat_path_sr"])
+def test_presets_build_the_rat_method(name):
+    from types import SimpleNamespace
+
+    from medir.engine.config import load_config
+    from medir.methods import build_method
+
+    config = load_config(Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml")
+    channels = 3 if config.data.train.preset == "rgb8" else 1
+    method = build_method(config, data=SimpleNamespace(channels=channels, scale=1))
+    assert isinstance(method, RATMethod) and isinstance(method.network, RAT)
+    assert method.network.intensity == config.data.train.preset  # the network can segment network-space input
+    if name != "rat_ct_tiny":
+        assert method.network.arch_args["width"] == 64 and len(method.network.middle) * 3 == 12
+
+
+def test_rat_method_refuses_another_backbone():
+    from types import SimpleNamespace
+
+    from medir.engine.config import from_dict
+    from medir.methods import build_method
+
+    config = from_dict({"model": {"preset": "nafnet_tiny"}, "method": {"name": "rat"}})
+    with pytest.raises(ConfigError, match="RAT"):
+        build_method(config, data=SimpleNamespace(channels=1, scale=1))
