@@ -85,6 +85,9 @@ def build_rat(config, *, data) -> nn.Module:
     if m.arch is None and m.preset is None and m.init is None:
         raise ConfigError("method 'rat' trains a RAT network: set model.arch: rat (with model.args) or "
                           "model.preset: rat_tiny / rat_base")
+    if (m.arch is not None and m.arch != "rat") or (m.preset is not None and not m.preset.startswith("rat_")):
+        raise ConfigError(f"method 'rat' needs a RAT network, got {m.arch or m.preset}: set model.arch: rat or "
+                          "model.preset: rat_tiny / rat_base")
     if m.arch is None and m.preset is None:
         network = initial_weights(m.init, None)
     else:
