@@ -111,8 +111,8 @@ VARIANTS = {  # name -> (architecture overrides, loss, region source index: 0 cl
     "W-MSA, focal, classical maps": ({"attention": "window"}, "focal", 0),
     "R-MSA, L1, classical maps": ({"attention": "region"}, "l1", 0),
     "R-MSA, focal, oracle maps": ({"attention": "region"}, "focal", 2),
-    "R-MSA, focal, fine classical maps": ({"attention": "region"}, "focal", 1),
     "NAFNet (similar size), L1": (None, "l1", 0),
+    "R-MSA, focal, fine classical maps": ({"attention": "region"}, "focal", 1),
 }
 RAT_ARGS = dict(width=16, enc_blocks=[1, 1], dec_blocks=[1, 1], rat_blocks=2, layers_per_block=2, heads=4)
 

@@ -122,7 +122,8 @@ def region_attention_loop(q, k, v, labels, *, scale: float) -> torch.Tensor:
     for i in range(q.shape[0]):
         for value in torch.unique(labels[i]).tolist():
             idx = torch.nonzero(labels[i] == value)[:, 0]
-            out[i, :, idx] = F.scaled_dot_product_attention(q[i, :, idx], k[i, :, idx], v[i, :, idx], scale=scale)
+            qi, ki, vi = (t[i : i + 1, :, idx] for t in (q, k, v))  # 4-D: the fused CPU kernel needs it
+            out[i, :, idx] = F.scaled_dot_product_attention(qi, ki, vi, scale=scale)[0]
     return out
 
 
