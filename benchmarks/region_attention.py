@@ -27,6 +27,7 @@ import sys
 import time
 
 GIB = 2**30
+CHECKPOINT = "--checkpoint" in sys.argv  # activation checkpointing in the training step
 
 
 def _rss() -> float:
@@ -55,7 +56,8 @@ def child(impl: str, size: int, train_batch: int, threads: int) -> None:
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = build_preset("rat_base", in_channels=1, out_channels=1, impl=impl, modality="CT", intensity="ct")
+    model = build_preset("rat_base", in_channels=1, out_channels=1, impl=impl, modality="CT", intensity="ct",
+                         checkpoint=CHECKPOINT)
     x = (torch.from_numpy(ct_like(size))[None, None] + 1024) / 4095
     labels = model.region_maps(x)
     regions = int(labels.unique().numel())
@@ -104,6 +106,7 @@ def child_op(impl: str, size: int, threads: int) -> None:
 
 def measure(impl: str, size: int, train_batch: int, threads: int) -> dict:
     cmd = [sys.executable, __file__, "--child", impl, str(size), str(train_batch), str(threads)]
+    cmd += ["--checkpoint"] if CHECKPOINT and train_batch else []
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()
@@ -124,6 +127,7 @@ def main() -> int:
     p.add_argument("--train-batch", type=int, default=8, help="256 x 256 crops per training step (paper: 8)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--parts", nargs="+", default=["op", "model", "train"], choices=["op", "model", "train"])
+    p.add_argument("--checkpoint", action="store_true", help="train with activation checkpointing (RAT checkpoint=True)")
     args = p.parse_args()
     status = 0
     if "op" in args.parts:
@@ -141,7 +145,7 @@ def main() -> int:
         if "error" in r:
             print(f"| {r['impl']} | {r['size']} | - | - | failed: {r['error']} | - | - |")
             continue
-        kind = f"train, batch {r['batch']}" if r["train"] else "forward"
+        kind = (f"train, batch {r['batch']}" + (", checkpointing" if CHECKPOINT else "")) if r["train"] else "forward"
         print(f"| {r['impl']} | {r['size']}x{r['size']} | {kind} | {r['regions']} | {r['seconds']:.2f} | "
               f"{r['working_gib']:.2f} | {r['peak_gib']:.2f} |")
     return status | report(rows, args.choice)

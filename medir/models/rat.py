@@ -97,6 +97,8 @@ class RAT(nn.Module):
             ``medsam:PATH``, ...); max_regions: the classical partition's granularity per 512 x 512.
         modality, intensity: what the segmenter is told the image is, and the intensity preset name
             that maps network space back to physical units (set by the training method).
+        checkpoint: recompute the encoder, each RAT block and the decoder in the backward pass instead of
+            storing their activations (less training memory, about one more forward of time).
     """
 
     def __init__(
@@ -121,6 +123,7 @@ class RAT(nn.Module):
         max_regions: int | None = 40,
         modality: str = "OT",
         intensity: str | None = None,
+        checkpoint: bool = False,
     ):
         arch_args = record_args(locals())
         super().__init__()
@@ -132,6 +135,7 @@ class RAT(nn.Module):
         self.factor = 2 ** len(enc_blocks)
         self.multiple = self.factor * window_size
         self.segmenter, self.max_regions, self.modality, self.intensity = segmenter, max_regions, modality, intensity
+        self.checkpoint = checkpoint
         self._region_maps = None
         self.intro = nn.Conv2d(in_channels, width, 3, padding=1)
         self.encoder = NAFEncoder(width, list(enc_blocks))
@@ -168,15 +172,23 @@ class RAT(nn.Module):
             labels = self.region_maps(x) if not x.is_meta else x.new_zeros(x.shape[0], *x.shape[-2:], dtype=torch.long)
         x = upsample_input(x, self.scale)
         h, w = x.shape[-2:]
-        feats, skips = self.encoder(self.intro(pad_to_multiple(x, self.multiple)))
+        feats, skips = self._run(self.encoder, self.intro(pad_to_multiple(x, self.multiple)))
         tokens = self.bottleneck_labels(labels, h, w) if self.needs_regions else None
         y = feats
         for blk in self.middle:
-            y = blk(y, tokens)
-        y = self.ending(self.decoder(y + feats, skips))
+            y = self._run(blk, y, tokens)
+        y = self.ending(self._run(self.decoder, y + feats, skips))
         y = crop_to(y, h, w)
         base = residual_source(x, self.out_channels)
         return y if base is None else y + base
+
+    def _run(self, module: nn.Module, *args):
+        """``module(*args)``, recomputed in the backward pass instead of stored when ``checkpoint`` is on."""
+        if self.checkpoint and self.training and torch.is_grad_enabled():
+            from torch.utils.checkpoint import checkpoint
+
+            return checkpoint(module, *args, use_reentrant=False)
+        return module(*args)
 
     def bottleneck_labels(self, labels: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """(B, h/scale, w/scale) labels -> (B, H', W') at the bottleneck: nearest up by ``scale``, padded like

@@ -75,7 +75,7 @@ def region_attention_mask(q, k, v, labels, *, scale: float) -> torch.Tensor:
 
 
 def region_attention_sorted(q, k, v, labels, *, scale: float, block: int = 256) -> torch.Tensor:
-    """Sort tokens by region; each query block attends to the contiguous key range of its regions."""
+    """Sort tokens by region, then attend block by block over contiguous ranges (:func:`region_segments`)."""
     return torch.stack([_sorted_one(q[i], k[i], v[i], labels[i], scale, block) for i in range(q.shape[0])])
 
 

@@ -190,3 +190,19 @@ def test_rat_method_refuses_another_backbone():
     config = from_dict({"model": {"preset": "nafnet_tiny"}, "method": {"name": "rat"}})
     with pytest.raises(ConfigError, match="RAT"):
         build_method(config, data=SimpleNamespace(channels=1, scale=1))
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    plain = build_preset("rat_tiny")
+    ckpt = build_preset("rat_tiny", checkpoint=True)
+    ckpt.load_state_dict(plain.state_dict())
+    for name, p in plain.named_parameters():  # open the attention branches so they matter
+        if "lambda" in name:
+            p.data.fill_(0.2)
+    ckpt.load_state_dict(plain.state_dict())
+    x, labels = torch.rand(2, 1, 32, 32), torch.randint(0, 3, (2, 32, 32))
+    for model in (plain, ckpt):
+        model(x, labels).square().mean().backward()
+    for (name, a), b in zip(plain.named_parameters(), ckpt.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-7, msg=name)
