@@ -40,7 +40,7 @@ def best_time(fn, repeats: int) -> tuple[float, object]:
 
 def classical_rows(repeats: int) -> list[tuple[str, float, int, float, float]]:
     """(name, seconds, regions, mean purity, weighted purity) per 512x512 test image."""
-    seg = ClassicalSegmenter()
+    seg = ClassicalSegmenter(max_regions=None)  # the fine partition (SAM-like granularity: benchmarks/rat.py)
     rows = []
     for z in SLICES:
         s = phantoms.brain_slice(z, size=512, hot_lesions=2, cold_lesions=1, generator=torch.Generator().manual_seed(z))

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from torch import nn
 
 from medir.errors import ConfigError
+from medir.methods.rat import build_rat
 from medir.methods.supervised import RestorationScore, Supervised
 
 Builder = Callable[..., nn.Module]
@@ -126,6 +127,7 @@ METHODS: dict[str, Builder] = {
     "supervised": build_supervised,
     "seg_head": build_seg_head,
     "lrformer": build_lrformer,
+    "rat": build_rat,
 }
 
 

@@ -16,6 +16,7 @@ from medir.models.complexity import describe
 from medir.models.edsr import EDSR
 from medir.models.lrformer import LRformer
 from medir.models.nafnet import NAFNet
+from medir.models.rat import RAT
 from medir.models.rcan import RCAN
 from medir.models.restormer import Restormer
 from medir.models.swinir import SwinIR
@@ -29,6 +30,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "edsr": EDSR,
     "rcan": RCAN,
     "lrformer": LRformer,
+    "rat": RAT,
 }
 
 
@@ -144,6 +146,18 @@ def lrformer_tiny(**kw) -> nn.Module:
 def lrformer_base(**kw) -> nn.Module:
     """Our paper-size guess (the paper's sizes are not public): dim 32, levels [2, 2, 4], 2 refinement blocks."""
     return LRformer(**{"dim": 32, "blocks": [2, 2, 4], "refinement_blocks": 2, **kw})
+# RAT (Yang et al. 2024): NAFNet U-Net with region attention at the bottleneck.
+def rat_tiny(**kw) -> nn.Module:
+    """RAT with width 8, one NAFBlock per level, 2 RAT blocks of 1 layer, 2 heads (CPU-trainable in minutes)."""
+    arch = {"width": 8, "enc_blocks": [1, 1], "dec_blocks": [1, 1], "rat_blocks": 2, "layers_per_block": 1,
+            "heads": 2}
+    return RAT(**{**arch, **kw})
+
+
+def rat_base(**kw) -> nn.Module:
+    """The paper's RAT: width 64, [2, 2] levels, 12 RAT layers (4 blocks x 3), 8 heads, window 4."""
+    return RAT(**{"width": 64, "enc_blocks": [2, 2], "dec_blocks": [2, 2], "rat_blocks": 4, "layers_per_block": 3,
+                  "heads": 8, "window_size": 4, **kw})
 
 
 PRESETS: dict[str, Callable[..., nn.Module]] = {
@@ -168,6 +182,8 @@ PRESETS: dict[str, Callable[..., nn.Module]] = {
     "rcan_base": rcan_base,
     "lrformer_tiny": lrformer_tiny,
     "lrformer_base": lrformer_base,
+    "rat_tiny": rat_tiny,
+    "rat_base": rat_base,
 }
 
 

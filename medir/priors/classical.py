@@ -10,11 +10,25 @@ Pipeline for one slice (scikit-image / scipy; 512x512 in about 0.3 s on one idle
 4. superpixels: SLIC (or Felzenszwalb) clipped to the foreground, about one per ``region_size`` x ``region_size`` pixels;
 5. regions = connected components of (superpixel x intensity class), so no region straddles a
    tissue boundary that the intensities show; components under ``min_size`` pixels are absorbed
-   by their nearest neighbour (``expand_labels``), so noise does not leave specks.
+   by their nearest neighbour (``expand_labels``), so noise does not leave specks;
+6. granularity: adjacent regions are merged, cheapest first, until at most ``max_regions`` remain
+   (:func:`merge_to_count`). The cost of merging two regions is Ward's
+   ``n_a n_b / (n_a + n_b) (mean_a - mean_b)^2`` on the smoothed windowed image, and merges within an
+   intensity class come before merges across classes, so fragments of one tissue and small specks go
+   first and tissue boundaries last.
+
+Granularity: SAM's automatic ("everything") mode, which RAT uses, gives tens of regions on a 512 x 512
+slice (the RAT release's example: 39), and, since SAM resizes every input to 1024 pixels, tens on any
+image size. Steps 1-5 alone give hundreds to a thousand regions on a 512 x 512 slice (122-345 on the brain
+phantom here, 409-1178 with an earlier setting); the default ``max_regions = 40`` per image matches SAM.
+Small images (training patches) usually have fewer regions than that before any merging, so the cap
+matters from about 256 x 256 on. ``max_regions=None`` keeps the fine partition (superpixel-level
+regions, e.g. for priors that want local regions).
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,7 +49,9 @@ class ClassicalSegmenter:
     ``[0, 1]`` windowed image; ``classes``: multi-Otsu classes in the foreground (1 disables);
     ``refine``: rounds of extra thresholds halfway between neighbouring ones (finer bands, more regions);
     ``sigma``: Gaussian pre-smoothing in pixels; ``background``: windowed level below which a pixel is
-    background; ``min_size``: smallest kept region in pixels; ``felzenszwalb_scale``: Felzenszwalb's scale.
+    background; ``min_size``: smallest kept region in pixels; ``felzenszwalb_scale``: Felzenszwalb's scale;
+    ``max_regions``: the granularity, at most this many foreground regions per image (SAM's everything
+    mode gives tens; None: no merging, the fine partition).
     """
 
     method: Literal["slic", "felzenszwalb"] = "slic"
@@ -47,12 +63,14 @@ class ClassicalSegmenter:
     background: float = 0.04
     min_size: int = 12
     felzenszwalb_scale: float = 200.0
+    max_regions: int | None = 40
     name: str = "classical"
 
     def settings(self) -> str:
         return (
             f"classical:v1:{self.method}:rs={self.region_size:g}:c={self.compactness:g}:k={self.classes}/{self.refine}"
             f":s={self.sigma:g}:bg={self.background:g}:min={self.min_size}:fs={self.felzenszwalb_scale:g}"
+            f":max={self.max_regions}"
         )
 
     def __call__(self, image: np.ndarray, *, modality: str = "OT") -> Partition:
@@ -70,6 +88,8 @@ class ClassicalSegmenter:
         joined = join_segmentations(superpixels, classes)
         regions = connected_components(joined * foreground + foreground, connectivity=1, background=0)
         regions = absorb_small(regions, foreground, min_size=self.min_size)
+        if self.max_regions is not None:
+            regions = merge_to_count(regions, gray, target=self.max_regions, classes=classes)
         return Partition(relabel(regions))
 
     def _superpixels(self, unit: np.ndarray, foreground: np.ndarray) -> np.ndarray:
@@ -140,3 +160,82 @@ def absorb_small(regions: np.ndarray, foreground: np.ndarray, *, min_size: int) 
     filled = expand_labels(work, distance=max(regions.shape))
     filled[~foreground] = 0
     return filled
+
+
+def merge_to_count(regions: np.ndarray, gray: np.ndarray, *, target: int,
+                   classes: np.ndarray | None = None) -> np.ndarray:
+    """Merge 4-adjacent foreground regions, cheapest first, until at most ``target`` remain.
+
+    ``regions``: ``(H, W)`` int, 0 = background (never merged); ``gray``: ``(H, W)`` float, the values whose
+    region means decide; ``classes``: ``(H, W)`` int intensity classes, or None. Cost of a merge: Ward's
+    ``n_a n_b / (n_a + n_b) (mean_a - mean_b)^2``, and any merge of two regions of the same class (a
+    merged region keeps the class of its larger part) comes before any merge across classes, so tissue
+    boundaries are the last to go. Merged regions are unions of adjacent ones, so they stay connected.
+    Returns ``(H, W)`` int (not relabelled).
+    """
+    size = np.bincount(regions.ravel()).astype(np.float64)
+    total = np.bincount(regions.ravel(), weights=gray.ravel().astype(np.float64), minlength=size.size)
+    kind = np.zeros(size.size, np.int64)
+    if classes is not None:
+        kind[regions.ravel()] = classes.ravel()
+    count = int(np.count_nonzero(size[1:]))
+    if count <= target:
+        return regions
+    neighbours = _adjacency(regions)
+    parent = np.arange(size.size)
+    def cost(a: int, b: int) -> tuple[bool, float]:
+        return bool(kind[a] != kind[b]), _ward(size, total, a, b)
+
+    heap = [(*cost(a, b), a, b) for a, nb in neighbours.items() for b in nb if a < b]
+    heapq.heapify(heap)
+    while count > target and heap:
+        across, ward, a, b = heapq.heappop(heap)
+        if parent[a] != a or parent[b] != b:  # one side was merged since: a stale entry
+            continue
+        if (across, ward) != cost(a, b):  # the pair's statistics changed: requeue at the new cost
+            heapq.heappush(heap, (*cost(a, b), a, b))
+            continue
+        keep, gone = (a, b) if size[a] >= size[b] else (b, a)
+        parent[gone] = keep
+        size[keep] += size[gone]
+        total[keep] += total[gone]
+        for c in neighbours.pop(gone):
+            neighbours[c].discard(gone)
+            if c != keep:
+                neighbours[c].add(keep)
+                neighbours[keep].add(c)
+        neighbours[keep].discard(gone)
+        count -= 1
+        for c in neighbours[keep]:
+            heapq.heappush(heap, (*cost(keep, c), min(keep, c), max(keep, c)))
+    return _resolve(parent)[regions]
+
+
+def _ward(size: np.ndarray, total: np.ndarray, a: int, b: int) -> float:
+    diff = total[a] / size[a] - total[b] / size[b]
+    return float(size[a] * size[b] / (size[a] + size[b]) * diff * diff)
+
+
+def _adjacency(regions: np.ndarray) -> dict[int, set[int]]:
+    """Foreground label -> the set of foreground labels 4-adjacent to it."""
+    pairs = np.concatenate([
+        np.stack([regions[:, :-1].ravel(), regions[:, 1:].ravel()], 1),
+        np.stack([regions[:-1, :].ravel(), regions[1:, :].ravel()], 1),
+    ])
+    pairs = pairs[(pairs[:, 0] != pairs[:, 1]) & (pairs > 0).all(1)]
+    pairs = np.unique(np.sort(pairs, 1), axis=0)
+    out: dict[int, set[int]] = {int(v): set() for v in np.unique(regions) if v > 0}
+    for a, b in pairs.tolist():
+        out[a].add(b)
+        out[b].add(a)
+    return out
+
+
+def _resolve(parent: np.ndarray) -> np.ndarray:
+    """Follow union-find parents to their roots: the final label of every original label."""
+    root = parent.copy()
+    while True:
+        nxt = root[root]
+        if np.array_equal(nxt, root):
+            return root
+        root = nxt

@@ -117,7 +117,7 @@ def test_overfits_a_phantom_patch(name, phantom):
 
 
 SR_SCALES = {"nafnet": (2, 4), "unet": (2, 4), "restormer": (2, 4), "swinir": (2, 3, 4), "edsr": (2, 3, 4), "rcan": (2, 3, 4),
-             "lrformer": (2, 4)}
+             "lrformer": (2, 4), "rat": (2, 4)}
 
 
 @pytest.mark.parametrize("arch", sorted(MODELS))

@@ -26,7 +26,7 @@ def brain():
 
 
 def test_classical_regions_follow_tissue_labels(brain):
-    seg = ClassicalSegmenter()
+    seg = ClassicalSegmenter(max_regions=None)  # the fine partition; SAM-like granularity: tests/priors/test_granularity.py
     means, weighted = [], []
     for s in brain:
         truth = s.labels[0].numpy()
