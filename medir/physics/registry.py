@@ -36,9 +36,11 @@ PET_LOWCOUNT = TaskSpec(
     channels=None,
     fn=simulate_pet_lowcount,
     params=(
-        Param("protocol", "mfdiff-low", "mfdiff-low: 9e7-12e7 counts, 4 mm, OSEM 10x14; mfdiff-high: 1e10, 2.5 mm, 15x10",
+        Param("protocol", "mfdiff-low", "counts per 2-D slice: mfdiff-low 2.1e5-2.8e5, 4 mm, OSEM 10x14; mfdiff-high "
+              "7.9e7, 2.5 mm, 15x10; clinical-full/-quarter/-twelfth 2e6, 5e5, 1.7e5, 4 mm, 3x21 + 5 mm filter",
               choices=tuple(PET_PROTOCOLS)),
-        Param("counts", None, "total expected counts per slice at full dose (default: the protocol's)", **_POS),
+        Param("counts", None, "expected counts in this 2-D slice at full dose (default: the protocol's; a clinical "
+              "3-D scan's counts divided by its slices, 1e5-1e7)", **_POS),
         Param("dose", 1.0, "dose-reduction fraction on top of counts (RAT/DiffCode: 1/12)", hi=1.0, **_POS),
         Param("psf_fwhm_mm", None, "Gaussian PSF FWHM in mm, modelled in OSEM too (default: protocol)", lo=0.0),
         Param("iterations", None, "OSEM iterations (default: protocol)", lo=1, hi=1000),
