@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from medir.errors import MedirError
-from medir.physics.filters import fwhm_to_sigma, gaussian_blur
+from medir.physics.filters import fwhm_to_sigma
 from medir.physics.scintigraphy import phantom_pair
 
 LABELS = {"background": 0, "soft_tissue": 1, "bone": 2, "kidney": 3, "bladder": 4, "lesion": 5}
@@ -198,8 +199,9 @@ def bone_scan_phantom(seed: int, *, height: int = 1024, width: int = 256, pixel_
         d, lab = _render(caps, (height, width), top=top, centre=centre, scale=scale, view=view, thickness_mm=thickness)
         views.append(d if view == 0 else d[:, ::-1])
         maps.append(lab if view == 0 else lab[:, ::-1])
-    x = torch.from_numpy(np.stack(views).astype(np.float32))[None]
-    x = gaussian_blur(x, fwhm_to_sigma(COLLIMATOR_FWHM_MM, pixel), padding="zeros")[0].clamp_min(0)
+    sigma = fwhm_to_sigma(COLLIMATOR_FWHM_MM, pixel)
+    blurred = [ndimage.gaussian_filter(v, sigma, mode="constant", truncate=3.0) for v in views]
+    x = torch.from_numpy(np.stack(blurred).astype(np.float32)).clamp_min(0)
     x = x * (counts / float(x[0].sum()))
     return BoneScan(x, torch.from_numpy(np.ascontiguousarray(np.stack(maps))), pixel, n_les, height_cm)
 
