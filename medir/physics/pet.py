@@ -17,7 +17,7 @@ a Biograph mMR, of which a brain fills about 75), so the papers' per-volume numb
 measures the resulting input quality):
 
 - ``mfdiff-high``: MFdiff's 1e10 counts over 127 slices, 7.9e7 per slice, 2.5 mm PSF, OSEM 15 x 10 (target);
-- ``mfdiff-low``: 2.1e5 to 2.8e5 per slice (MFdiff's 9e7-12e7 divided by 430, calibrated so the input
+- ``mfdiff-low``: 2.25e5 to 3e5 per slice (MFdiff's 9e7-12e7 divided by 400, calibrated so the input
   reproduces MFdiff Table 1's low-dose PSNR 21.13 dB / NMSE 0.176), 4 mm PSF, OSEM 10 x 14;
 - ``clinical-full``: a standard-dose FDG brain scan, 2e6 per slice (1.5e8 true counts over 75 brain
   slices), 4 mm PSF, OSEM 3 x 21 and a 5 mm post-filter (MFdiff's in-vivo reconstruction);
@@ -54,7 +54,7 @@ class PetProtocol:
 
 
 MFDIFF_SLICES = 127            # Biograph mMR axial slices (MFdiff: 344 x 344 x 127)
-MFDIFF_LOW_PER_SLICE = 430     # MFdiff's 3-D low-dose counts / this = per-slice counts matching its Table 1 input
+MFDIFF_LOW_PER_SLICE = 400     # MFdiff's 3-D low-dose counts / this = per-slice counts matching its Table 1 input
 CLINICAL_FULL_PER_SLICE = 2e6  # standard-dose FDG brain: about 1.5e8 trues over about 75 brain slices
 
 PET_PROTOCOLS: dict[str, PetProtocol] = {

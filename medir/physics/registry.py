@@ -36,7 +36,7 @@ PET_LOWCOUNT = TaskSpec(
     channels=None,
     fn=simulate_pet_lowcount,
     params=(
-        Param("protocol", "mfdiff-low", "counts per 2-D slice: mfdiff-low 2.1e5-2.8e5, 4 mm, OSEM 10x14; mfdiff-high "
+        Param("protocol", "mfdiff-low", "counts per 2-D slice: mfdiff-low 2.25e5-3e5, 4 mm, OSEM 10x14; mfdiff-high "
               "7.9e7, 2.5 mm, 15x10; clinical-full/-quarter/-twelfth 2e6, 5e5, 1.7e5, 4 mm, 3x21 + 5 mm filter",
               choices=tuple(PET_PROTOCOLS)),
         Param("counts", None, "expected counts in this 2-D slice at full dose (default: the protocol's; a clinical "
