@@ -2,18 +2,29 @@
 
 Brain phantom (MFdiff-style, section 4.2, with nilearn's MNI ICBM152 2009a template instead of
 BrainWeb): the template's T1 and grey/white-matter probability maps (197 x 233 x 189 at 1 mm,
-shipped inside nilearn, no download) give
+shipped inside nilearn, no download) give hard tissue labels (the argmax of background, CSF, grey,
+white; CSF being the filled brain outline minus grey and white matter) and from them
 
-- an FDG-like activity map ``grey * g + white * w + csf * c`` (default 4 : 1 : 0.05), CSF being the
-  filled brain outline minus grey and white matter;
+- an FDG-like activity, constant per label: grey : white : CSF = 4 : 1 : 0.05 by default (FDG grey
+  matter about 3-4x white matter, CSF nearly inactive);
+- a T1 MR with the same labels: white 0.84, grey 0.66, CSF 0.21 (the template's median T1 inside the
+  white and grey labels; CSF takes the lower quartile, its median being raised by sulcal partial volume);
+  outside the brain the template's own T1;
 - an attenuation map at 511 keV (soft tissue 0.0096 / mm, skull 0.0151 / mm); the template is
   brain-extracted, so skull and scalp are synthetic rings around the brain (absent from the MR);
-- the registered T1 as the MR;
 - optional hot and cold lesions in PET only (absent from the MR);
-- the tissue label map: 0 background (air, scalp, skull), 1 CSF, 2 grey, 3 white, 4 lesion.
+- the label map: 0 background (air, scalp, skull), 1 CSF, 2 grey, 3 white, 4 lesion.
 
+``partial_volume=True`` brings back the old mixed activity ``4 g + w + 0.05 c`` of the probability maps.
+
+Subjects: one template is one anatomy, so a "subject" is the template under its own random smooth
+deformation (anisotropic scaling 0.9-1.1, a 5 x 5 grid of displacements of about 3 mm, a shift) and its
+own lesions (:func:`make_subject`). Splits are by subject (:func:`split_subjects`, disjoint seeds); every
+subject contributes slices spread over the whole axial extent of the brain (:func:`subject_slices`), so the
+test set covers the whole brain. Limitation: all subjects share the template's anatomy up to the warp.
 Axial slices are padded to 256 x 256 mm, resampled to ``size`` pixels and rotated by random angles
-(0-15 degrees as in the paper). Train, validation and test use disjoint slice ranges with a gap.
+(0-15 degrees as in the paper). ``split_slices`` (contiguous slice blocks of the undeformed template) is kept
+for the labelled segmentation set.
 """
 
 from __future__ import annotations
@@ -36,6 +47,9 @@ MU_BONE_511 = 0.0151
 FOV_MM = 256
 SKULL_MM = (2.0, 8.0)  # bone ring, distance from the brain outline in mm (CSF gap, then about 6 mm of bone)
 SCALP_MM = 12.0        # soft tissue up to this distance
+T1_BY_LABEL = (0.21, 0.66, 0.84)  # CSF, grey, white: medians (CSF: lower quartile) of the template inside the labels
+SPLIT_SEED_BASE = {"train": 0, "val": 10_000, "test": 20_000}
+SPLIT_SUBJECTS = {"train": 16, "val": 2, "test": 2}   # 20 phantoms as MFdiff, split by subject
 
 
 def _template_dir() -> Path:
@@ -137,24 +151,29 @@ class BrainSlice:
 def brain_slice(z: int, *, size: int = 128, uptake: tuple[float, float, float] = (4.0, 1.0, 0.05),
                 angle_deg: float = 0.0, hot_lesions: int = 0, cold_lesions: int = 0,
                 lesion_radius_mm: tuple[float, float] = (3.0, 8.0), hot_contrast: float = 2.0,
-                cold_contrast: float = 0.25, partial_volume: bool = True,
+                cold_contrast: float = 0.25, partial_volume: bool = False, subject: "Subject | None" = None,
                 generator: torch.Generator | None = None) -> BrainSlice:
-    """Phantom slice ``z`` of the template. ``uptake`` is grey : white : CSF activity; lesion activity is
-    ``contrast x`` the local activity (hot > 1, cold < 1); lesion centres lie in grey or white matter.
-    ``partial_volume=False`` makes activity constant within each label (exact region purity)."""
+    """Phantom slice ``z`` of the template (warped by ``subject`` if given). ``uptake`` is grey : white : CSF
+    activity, constant within each hard label; lesion activity is ``contrast x`` the local activity (hot > 1,
+    cold < 1); lesion centres lie in grey or white matter."""
     depth = load_template()["t1"].shape[2]
+    if subject is not None:
+        z = int(np.clip(z + subject.z_shift, 0, depth - 1))
     if not 0 <= z < depth:
         raise MedirError(f"slice {z} is outside the template: use 0 to {depth - 1}")
     maps = tissue_maps(z)
-    g, w, c = (_axial(maps[k], size) for k in ("grey", "white", "csf"))
+    keys = ("grey", "white", "csf", "t1", "head", "skull")
+    g, w, c, t1, head, skull = (_axial(maps[k], size) for k in keys)
+    if subject is not None:
+        g, w, c, t1, head, skull = warp(torch.cat([g, w, c, t1, head, skull], dim=1), subject).split(1, dim=1)
     probs = torch.cat([1.0 - (g + w + c).clamp(max=1.0), c, g, w], dim=1)
     labels = probs.argmax(dim=1, keepdim=True).float()
     if partial_volume:
         activity = uptake[0] * g + uptake[1] * w + uptake[2] * c
     else:
         activity = torch.tensor([0.0, uptake[2], uptake[0], uptake[1]])[labels.long()]
-    mu = MU_TISSUE_511 * _axial(maps["head"], size) + (MU_BONE_511 - MU_TISSUE_511) * _axial(maps["skull"], size)
-    mr = _axial(maps["t1"], size)
+    mu = MU_TISSUE_511 * (head > 0.5).float() + (MU_BONE_511 - MU_TISSUE_511) * (skull > 0.5).float()
+    mr = torch.where(labels > 0, torch.tensor((0.0, *T1_BY_LABEL))[labels.long()], t1)
     pixel = FOV_MM / size
     lesion = _lesion_mask(labels, hot_lesions + cold_lesions, lesion_radius_mm, pixel, generator)
     for k, m in enumerate(lesion):
@@ -188,6 +207,54 @@ def _lesion_mask(labels: torch.Tensor, n: int, radius_mm: tuple[float, float], p
     return disks
 
 
+@dataclass(frozen=True)
+class Subject:
+    """A simulated subject: the template warped by ``x -> A x + d(x) + t`` in normalised coordinates
+    (``scale`` on the diagonal of ``A``, ``displacement (2, 5, 5)`` a coarse grid upsampled bicubically, ``shift``)
+    and moved by ``z_shift`` axial slices."""
+
+    seed: int
+    scale: tuple[float, float]
+    shift: tuple[float, float]
+    displacement: torch.Tensor
+    z_shift: int
+
+
+def make_subject(seed: int, *, warp_mm: float = 3.0) -> Subject:
+    """Subject ``seed``: scaling 0.9-1.1 per axis, shift up to 4 mm, smooth displacements of ``warp_mm`` std,
+    axial shift of -3..3 slices."""
+    g = torch.Generator().manual_seed(int(seed) * 7919 + 17)
+    u = torch.rand(5, generator=g)
+    to_norm = 2.0 / FOV_MM
+    disp = torch.randn(2, 5, 5, generator=g) * warp_mm * to_norm
+    return Subject(int(seed), (0.9 + 0.2 * float(u[0]), 0.9 + 0.2 * float(u[1])),
+                   ((float(u[2]) - 0.5) * 8 * to_norm, (float(u[3]) - 0.5) * 8 * to_norm), disp, int(float(u[4]) * 7) - 3)
+
+
+def warp(x: torch.Tensor, subject: Subject) -> torch.Tensor:
+    """Resample ``(1, C, H, W)`` maps through the subject's deformation (bilinear, zeros outside)."""
+    h, w = x.shape[-2:]
+    theta = torch.tensor([[1.0 / subject.scale[1], 0.0, subject.shift[1]], [0.0, 1.0 / subject.scale[0], subject.shift[0]]])
+    grid = F.affine_grid(theta[None], [1, 1, h, w], align_corners=False)
+    d = F.interpolate(subject.displacement[None], size=(h, w), mode="bicubic", align_corners=True)[0]
+    grid = grid + d.permute(1, 2, 0)[None]
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def split_subjects(split: str, *, count: int | None = None) -> list[int]:
+    """Subject seeds of ``split`` ("train", "val", "test"); splits never share a seed."""
+    if split not in SPLIT_SEED_BASE:
+        raise MedirError(f"split='{split}' is unknown: use train, val or test")
+    n = SPLIT_SUBJECTS[split] if count is None else int(count)
+    return [SPLIT_SEED_BASE[split] + k for k in range(n)]
+
+
+def subject_slices(count: int = 10) -> list[int]:
+    """``count`` axial slices evenly spread from the lowest to the highest slice of the brain."""
+    lo, hi = brain_slice_range()
+    return sorted({int(round(v)) for v in np.linspace(lo, hi - 1, count)})
+
+
 @dataclass
 class PetMrSample:
     """A training tuple, every image ``(1, size, size)``: low-count PET, MR, high-count PET, lesion mask,
@@ -202,29 +269,38 @@ class PetMrSample:
 
 
 class BrainPetMrDataset(torch.utils.data.Dataset):
-    """Simulated PET/MR pairs from the template (MFdiff protocol): each slice of ``split`` appears
-    ``rotations`` times at random angles in [0, ``max_angle_deg``]; item ``i`` is the same for the same
-    ``seed``. High count: ``high_protocol``; low count: ``low_protocol`` times ``dose``."""
+    """Simulated PET/MR pairs from the template (MFdiff protocol), split by subject: each subject of ``split``
+    gives ``slices`` axial slices spread over the whole brain, each ``rotations`` times at random angles in
+    [0, ``max_angle_deg``], with the subject's own lesions; item ``i`` is the same for the same ``seed``.
+    High count: ``high_protocol``; low count: ``low_protocol`` times ``dose``."""
 
     def __init__(self, split: str = "train", *, size: int = 128, rotations: int = 5, max_angle_deg: float = 15.0,
                  seed: int = 0, hot_lesions: int = 1, cold_lesions: int = 1, dose: float = 1.0,
                  high_protocol: str = "mfdiff-high", low_protocol: str = "mfdiff-low",
-                 uptake: tuple[float, float, float] = (4.0, 1.0, 0.05)):
-        self.slices = split_slices(split)
+                 uptake: tuple[float, float, float] = (4.0, 1.0, 0.05), subjects: int | None = None, slices: int = 10):
+        self.subjects = [make_subject(k) for k in split_subjects(split, count=subjects)]
+        self.slices = subject_slices(slices)
         self.size, self.rotations, self.max_angle_deg, self.seed = size, rotations, max_angle_deg, seed
         self.hot_lesions, self.cold_lesions, self.dose, self.uptake = hot_lesions, cold_lesions, dose, uptake
         self.high_protocol, self.low_protocol = high_protocol, low_protocol
 
     def __len__(self) -> int:
-        return len(self.slices) * self.rotations
+        return len(self.subjects) * len(self.slices) * self.rotations
+
+    def locate(self, i: int) -> tuple[Subject, int]:
+        """The subject and the axial slice of item ``i``."""
+        per_subject = len(self.slices) * self.rotations
+        return self.subjects[i // per_subject], self.slices[(i % per_subject) // self.rotations]
 
     def __getitem__(self, i: int) -> PetMrSample:
         from medir.physics.pet import simulate_pet_lowcount
 
+        subject, z = self.locate(i)
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
         angle = float(torch.rand(1, generator=g)) * self.max_angle_deg
-        s = brain_slice(self.slices[i // self.rotations], size=self.size, uptake=self.uptake, angle_deg=angle,
-                        hot_lesions=self.hot_lesions, cold_lesions=self.cold_lesions, generator=g)
+        lesion_gen = torch.Generator().manual_seed(subject.seed * 1009 + z)  # the subject's lesions, whatever the seed
+        s = brain_slice(z, size=self.size, uptake=self.uptake, angle_deg=angle, hot_lesions=self.hot_lesions,
+                        cold_lesions=self.cold_lesions, subject=subject, generator=lesion_gen)
         x, mu = s.activity[None], s.mu_map[None]
         high = simulate_pet_lowcount(x, generator=g, protocol=self.high_protocol, mu_map=mu, pixel_size_mm=s.pixel_size_mm)
         low = simulate_pet_lowcount(x, generator=g, protocol=self.low_protocol, dose=self.dose, mu_map=mu,

@@ -5,11 +5,20 @@ Our model: uniform noise is blurred at ``octaves`` scales (sigma, sigma/2, ...; 
 min-max normalised per image to a density field ``d`` in [0, 1], and alpha-blended towards a grey-white
 smoke colour: ``y = (1 - a d) x + a d * smoke_level`` with ``a = density``. The noise field is drawn
 apart from the image (:func:`smoke_field`) so a caller can reuse it.
+
+Motion blur (SPD-VFM section IV-A 1, "a degree of 10 and an angle of 5 degrees") follows the OpenCV recipe
+those words come from: a ``degree x degree`` diagonal line ``diag(1, ..., 1)`` rotated by ``angle`` about
+``(degree / 2, degree / 2)`` with ``cv2.getRotationMatrix2D`` + ``cv2.warpAffine`` (bilinear, zeros
+outside), divided by ``degree``, applied with ``cv2.filter2D`` (correlation, anchor at the kernel centre
+``degree // 2``, borders reflected without repeating the edge, BORDER_REFLECT_101).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 from medir.physics.base import check_image, check_range, make_generator
 from medir.physics.filters import convolve, gaussian_blur, motion_kernel
@@ -55,3 +64,42 @@ def motion_blur(x: torch.Tensor, *, length: float = 10.0, angle_deg: float = 5.0
     if length == 0:
         return x
     return convolve(x, motion_kernel(length, angle_deg))
+
+
+def opencv_motion_kernel(degree: int, angle_deg: float, *, dtype=torch.float64) -> torch.Tensor:
+    """The OpenCV-recipe motion kernel ``(degree, degree)`` (see the module docstring); sums to about 1.
+
+    ``K = warpAffine(diag(ones(degree)), getRotationMatrix2D((d/2, d/2), angle, 1)) / degree``. warpAffine
+    samples ``src(M^-1 [x, y])`` bilinearly with zeros outside (exact weights here; OpenCV rounds the
+    sub-pixel position to 1/32). A positive angle turns the line counter-clockwise on screen (rows down).
+    """
+    degree = int(check_range("degree", degree, lo=1))
+    a, b = math.cos(math.radians(angle_deg)), math.sin(math.radians(angle_deg))
+    c = degree / 2.0
+    ys, xs = torch.meshgrid(torch.arange(degree, dtype=torch.float64), torch.arange(degree, dtype=torch.float64),
+                            indexing="ij")
+    # M = [[a, b], [-b, a]] about c maps source to destination; sample the source at M^-1 (dst - c) + c
+    sx = a * (xs - c) - b * (ys - c) + c
+    sy = b * (xs - c) + a * (ys - c) + c
+    x0, y0 = torch.floor(sx), torch.floor(sy)
+    out = torch.zeros(degree, degree, dtype=torch.float64)
+    for dx in (0, 1):
+        for dy in (0, 1):
+            xi, yi = x0 + dx, y0 + dy
+            w = (1 - (sx - xi).abs()) * (1 - (sy - yi).abs())
+            inside = (xi >= 0) & (xi < degree) & (yi >= 0) & (yi < degree)
+            out = out + torch.where(inside & (xi == yi), w, torch.zeros_like(w))  # source is the identity diagonal
+    return (out / degree).to(dtype)
+
+
+def opencv_motion_blur(x: torch.Tensor, *, degree: int = 10, angle_deg: float = 5.0) -> torch.Tensor:
+    """``cv2.filter2D(x, -1, opencv_motion_kernel(degree, angle))`` on every channel of ``(B, C, H, W)``:
+    correlation, anchor ``(degree // 2, degree // 2)``, BORDER_REFLECT_101 (torch's ``reflect``)."""
+    check_image(x)
+    if degree < 1:
+        return x
+    k = opencv_motion_kernel(degree, angle_deg, dtype=x.dtype).to(x.device)
+    b, c, h, w = x.shape
+    a = degree // 2
+    y = F.pad(x.reshape(b * c, 1, h, w), (a, degree - 1 - a, a, degree - 1 - a), mode="reflect")
+    return F.conv2d(y, k[None, None]).reshape(b, c, h, w)

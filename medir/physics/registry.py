@@ -36,9 +36,11 @@ PET_LOWCOUNT = TaskSpec(
     channels=None,
     fn=simulate_pet_lowcount,
     params=(
-        Param("protocol", "mfdiff-low", "mfdiff-low: 9e7-12e7 counts, 4 mm, OSEM 10x14; mfdiff-high: 1e10, 2.5 mm, 15x10",
+        Param("protocol", "mfdiff-low", "counts per 2-D slice: mfdiff-low 2.25e5-3e5, 4 mm, OSEM 10x14; mfdiff-high "
+              "7.9e7, 2.5 mm, 15x10; clinical-full/-quarter/-twelfth 2e6, 5e5, 1.7e5, 4 mm, 3x21 + 5 mm filter",
               choices=tuple(PET_PROTOCOLS)),
-        Param("counts", None, "total expected counts per slice at full dose (default: the protocol's)", **_POS),
+        Param("counts", None, "expected counts in this 2-D slice at full dose (default: the protocol's; a clinical "
+              "3-D scan's counts divided by its slices, 1e5-1e7)", **_POS),
         Param("dose", 1.0, "dose-reduction fraction on top of counts (RAT/DiffCode: 1/12)", hi=1.0, **_POS),
         Param("psf_fwhm_mm", None, "Gaussian PSF FWHM in mm, modelled in OSEM too (default: protocol)", lo=0.0),
         Param("iterations", None, "OSEM iterations (default: protocol)", lo=1, hi=1000),
@@ -56,7 +58,9 @@ PET_LOWCOUNT = TaskSpec(
 
 SCINTI_RAPID = TaskSpec(
     name="scinti-rapid",
-    description="rapid planar bone scan: binomial thinning of counts by 1/speedup (+ SPD-VFM noise and motion blur)",
+    description="rapid planar bone scan: binomial thinning of counts by 1/speedup (+ SPD-VFM noise and motion blur); "
+                "small negatives of real NM files are clipped with a warning. Training pairs with independent noise: "
+                "python -m medir.data.bonescan (phantom) or scintigraphy.split_counts (real counts)",
     modality="NM",
     channels=None,
     fn=simulate_scinti_rapid,
@@ -64,12 +68,15 @@ SCINTI_RAPID = TaskSpec(
         Param("speedup", 2.0, "scan speed-up factor s (events kept with p = 1/s)", lo=1.0, hint="e.g. 2 (RBS: 40 vs 20 cm/min)"),
         Param("mode", "thin", "thin: input are measured counts; resample: input is an expected image",
               choices=("thin", "resample")),
-        Param("paper_extras", False, "add the paper's Gaussian (var 0.01), speckle (var 0.01), motion blur (10 px, 5 deg)",
+        Param("paper_extras", False, "add the paper's Gaussian (var 0.01), then speckle (var 0.01), each clipped to [0, 1] of the max, "
+              "then OpenCV motion blur (degree 10, 5 deg)",
               choices=(True, False)),
         Param("gaussian_var", None, "Gaussian noise variance on the max-normalised image", lo=0.0),
         Param("speckle_var", None, "speckle noise variance on the max-normalised image", lo=0.0),
-        Param("motion_length", None, "motion blur length in pixels", lo=0.0),
-        Param("motion_angle_deg", PAPER_MOTION_ANGLE, "motion blur angle in degrees"),
+        Param("motion_length", None, "motion blur degree: the OpenCV kernel's size and line length in pixels (rounded)",
+              lo=0.0),
+        Param("motion_angle_deg", PAPER_MOTION_ANGLE, "degrees the OpenCV kernel's diagonal (45 deg line) is turned "
+              "counter-clockwise on screen"),
         Param("rescale", False, "multiply by speedup so intensities match the standard scan", choices=(True, False)),
     ),
 )

@@ -3,21 +3,38 @@
 A table speed ``s`` times faster collects ``1/s`` of the events. For measured counts this is
 binomial thinning with ``p = 1/s``, exact for Poisson data (the thinned counts are Poisson
 with mean ``m / s``); for an expected (noise-free) image it is Poisson resampling of ``x / s``.
-The paper's extra degradations are options, applied on the image normalised by its maximum:
-motion blur (length 10 px, 5 degrees), speckle (variance 0.01) then Gaussian noise (variance 0.01).
+
+Training pairs need independent noise, as a real rapid scan and a real standard scan are two
+acquisitions. From an expected image (a phantom) draw both: ``Poisson(x)`` and ``Poisson(x / s)``
+(:func:`phantom_pair`). From measured counts ``n`` split the events (:func:`split_counts`): the kept
+part ``Binomial(n, 1/s)`` and the remainder ``n - kept`` are independent Poisson images of means
+``m / s`` and ``m (1 - 1/s)``; thinning alone gives an input whose noise is a subset of the target's
+(correlation ``sqrt(1/s)``, 0.71 at ``s = 2``).
+
+The paper's extra degradations (section IV-A 1) are options, applied in the order the paper lists
+them on the image normalised by its maximum: Gaussian noise (mean 0, variance 0.01), speckle (mean 0,
+variance 0.01), each clipped to [0, 1] as scikit-image's ``random_noise`` does, then motion blur of
+degree 10 at 5 degrees with the OpenCV kernel (:func:`medir.physics.optics.opencv_motion_kernel`).
 Real rapid / standard pairs are aligned patch by patch (equation 14) with phase correlation.
+Measured NM images with small negative values (rescaling, lossy compression) are clipped to 0 with a
+warning on the ``medir`` logger.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
 
 from medir.errors import MedirError
 from medir.physics.base import check_image, check_range, make_generator
-from medir.physics.filters import convolve, motion_kernel
 from medir.physics.noise import binomial_thinning, gaussian_noise, poisson_counts, speckle_noise
+from medir.physics.optics import opencv_motion_blur
+
+LOG = logging.getLogger("medir.physics.scintigraphy")
+# negative values below this fraction of the image maximum are rescaling / compression artefacts
+NEGATIVE_TOLERANCE = 0.2
 
 PAPER_GAUSSIAN_VAR = 0.01
 PAPER_SPECKLE_VAR = 0.01
@@ -33,8 +50,7 @@ def rapid_counts(x: torch.Tensor, speedup: float, *, mode: str = "thin",
     ``mode="resample"``: ``x`` is an expected image, draw ``Poisson(x / speedup)``.
     """
     speedup = check_range("speedup", speedup, lo=1.0, hint="a rapid scan is at least as fast as the standard (e.g. 2)")
-    if float(x.min()) < 0:
-        raise MedirError("scintigraphy counts are negative somewhere: give counts >= 0")
+    x = clip_negative_counts(x)
     if mode == "thin":
         return binomial_thinning(x, 1.0 / speedup, generator=generator)
     if mode == "resample":
@@ -42,15 +58,61 @@ def rapid_counts(x: torch.Tensor, speedup: float, *, mode: str = "thin",
     raise MedirError(f"mode='{mode}' is unknown: use 'thin' (measured counts) or 'resample' (expected image)")
 
 
+def clip_negative_counts(x: torch.Tensor, *, tolerance: float = NEGATIVE_TOLERANCE) -> torch.Tensor:
+    """Counts ``(B, C, H, W)`` with negatives set to 0. Small negatives (down to ``-tolerance x max``, from
+    rescaling or lossy compression of real NM files) are clipped and reported on the log; larger ones are an
+    error (the image is not counts)."""
+    low = float(x.min())
+    if low >= 0:
+        return x
+    peak = float(x.max())
+    if peak <= 0 or -low > tolerance * peak:
+        raise MedirError(f"scintigraphy counts go down to {low:g} (maximum {peak:g}): this is not a counts image; "
+                         "give counts >= 0 (small negatives from rescaling are clipped)")
+    neg = x < 0
+    LOG.warning("clipped %d negative pixels (down to %g, %.2g %% of the total counts) to 0: the image is treated as counts",
+                int(neg.sum()), low, 100.0 * float(-x[neg].sum()) / max(float(x.clamp_min(0).sum()), 1e-12))
+    return x.clamp_min(0)
+
+
+def split_counts(counts: torch.Tensor, keep: float, *,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Measured counts ``n (B, C, H, W)`` -> ``(kept, rest)``, ``kept ~ Binomial(n, keep)``, ``rest = n - kept``.
+
+    For Poisson ``n`` of mean ``m`` the two are independent Poisson images of means ``keep m`` and
+    ``(1 - keep) m`` (Poisson splitting), so ``(kept, rest)`` is a training pair with independent noise.
+    """
+    n = clip_negative_counts(counts).round()
+    kept = binomial_thinning(n, keep, generator=generator)
+    return kept, n - kept
+
+
+def phantom_pair(expected: torch.Tensor, speedup: float, *,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Expected standard-scan counts ``(B, C, H, W)`` -> ``(rapid, standard)`` with independent Poisson noise:
+    ``standard ~ Poisson(x)``, ``rapid ~ Poisson(x / speedup)`` (two acquisitions)."""
+    speedup = check_range("speedup", speedup, lo=1.0, hint="a rapid scan is at least as fast as the standard (e.g. 2)")
+    if float(expected.min()) < 0:
+        raise MedirError("expected counts are negative somewhere: a phantom must be >= 0")
+    standard = poisson_counts(expected, generator=generator)
+    rapid = poisson_counts(expected / speedup, generator=generator)
+    return rapid, standard
+
+
 def paper_degradations(x: torch.Tensor, *, gaussian_var: float, speckle_var: float, motion_length: float,
                        motion_angle_deg: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """SPD-VFM's extra degradations on ``x / max(x)`` (per image), mapped back to ``x``'s units, clipped at 0."""
+    """SPD-VFM's extra degradations on ``y = x / max(x)`` (per image), in the paper's order, back in ``x``'s units:
+
+    ``y <- clip(y + N(0, gaussian_var))``, ``y <- clip(y + y N(0, speckle_var))`` (clip to [0, 1], as
+    scikit-image's ``random_noise``), ``y <- motion_blur(y)`` (OpenCV kernel of degree ``motion_length``)."""
     peak = x.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
     y = x / peak
+    if gaussian_var > 0:
+        y = gaussian_noise(y, math.sqrt(gaussian_var), generator=generator).clamp(0, 1)
+    if speckle_var > 0:
+        y = speckle_noise(y, speckle_var, generator=generator).clamp(0, 1)
     if motion_length > 0:
-        y = convolve(y, motion_kernel(motion_length, motion_angle_deg))
-    y = speckle_noise(y, speckle_var, generator=generator)
-    y = gaussian_noise(y, math.sqrt(gaussian_var), generator=generator)
+        y = opencv_motion_blur(y, degree=int(round(motion_length)), angle_deg=motion_angle_deg)
     return y.clamp_min(0) * peak
 
 

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -110,3 +111,44 @@ def test_sr_operators_are_adjoint(scale):
     # the operator view agrees with the simulator
     assert KSpaceTruncation(scale).A(x).shape == (2, 1, 32 // scale, 32 // scale)
     assert torch.allclose(BicubicDownsample(scale).A(x), bicubic_down(x, scale))
+
+
+def _cv_kernel_by_scipy(degree: int, angle_deg: float) -> np.ndarray:
+    """Independent construction of the SPD-VFM (OpenCV) kernel: getRotationMatrix2D's matrix written out,
+    warpAffine's inverse mapping done by scipy (bilinear, zeros outside), divided by degree."""
+    from scipy import ndimage
+
+    a, b = np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))
+    cx = cy = degree / 2
+    m = np.array([[a, b, (1 - a) * cx - b * cy], [-b, a, b * cx + (1 - a) * cy], [0, 0, 1]])  # (x, y) src -> dst
+    inv = np.linalg.inv(m)
+    swap = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]])                                        # (x, y) <-> (row, col)
+    rc = swap @ inv @ swap
+    k = ndimage.affine_transform(np.eye(degree), rc[:2, :2], offset=rc[:2, 2], order=1, mode="grid-constant", cval=0.0)
+    return k / degree
+
+
+@pytest.mark.parametrize("degree,angle", [(10, 5.0), (7, 30.0), (10, -20.0)])
+def test_opencv_motion_kernel_matches_independent_construction(degree, angle):
+    from medir.physics.optics import opencv_motion_kernel
+
+    ours = opencv_motion_kernel(degree, angle).numpy()
+    assert np.allclose(ours, _cv_kernel_by_scipy(degree, angle), atol=1e-9)
+
+
+def test_opencv_motion_kernel_paper_values():
+    from medir.physics.optics import opencv_motion_blur, opencv_motion_kernel
+
+    k = opencv_motion_kernel(10, 0.0)
+    assert torch.allclose(k, torch.eye(10, dtype=k.dtype) / 10)           # angle 0: the unrotated diagonal
+    k5 = opencv_motion_kernel(10, 5.0)
+    assert k5[5, 5].item() == pytest.approx(0.1)                           # the rotation centre stays put
+    assert k5.sum().item() == pytest.approx(0.927, abs=2e-3)               # the corners leave the 10 x 10 box
+    # positive angle turns the line counter-clockwise on screen: flatter than 45 degrees at the lower right
+    assert k5[8, 9] > k5[9, 8]
+    # filter2D: correlation anchored at degree // 2 with reflect-101 borders; a point spreads along the kernel
+    x = torch.zeros(1, 1, 32, 32, dtype=torch.float64)
+    x[..., 16, 16] = 1.0
+    y = opencv_motion_blur(x, degree=10, angle_deg=5.0)
+    # dst(r, c) = sum k(i, j) src(r + i - 5, c + j - 5): the delta at 16 lands flipped on rows and columns 12..21
+    assert torch.allclose(y[0, 0, 12:22, 12:22], torch.flip(k5, dims=(0, 1)))
