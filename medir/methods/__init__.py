@@ -22,6 +22,7 @@ from collections.abc import Callable
 from torch import nn
 
 from medir.errors import ConfigError
+from medir.methods.spdvfm import build_spdvfm
 from medir.methods.supervised import RestorationScore, Supervised
 
 Builder = Callable[..., nn.Module]
@@ -118,6 +119,7 @@ def build_seg_head(config, *, data) -> nn.Module:
 METHODS: dict[str, Builder] = {
     "supervised": build_supervised,
     "seg_head": build_seg_head,
+    "spdvfm": build_spdvfm,
 }
 
 
