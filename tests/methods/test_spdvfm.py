@@ -268,6 +268,19 @@ def test_exported_student_is_the_plain_backbone_and_restores_nm_dicom(bonescan, 
     assert (tmp_path / "restored.dcm").is_file()
 
 
+def test_teacher_from_a_run_stays_frozen_through_the_loop(bonescan, tmp_path):
+    from medir.engine.checkpoint import latest_checkpoint
+    from medir.engine.train import train
+    from medir.methods.spdvfm import load_teacher_state
+
+    first = train(spd_config(bonescan, tmp_path / "teacher", "schedule.steps=4", "method.args.teacher_steps=2"))
+    second = train(spd_config(bonescan, tmp_path / "student", f"method.args.teacher_from={first}",
+                              "method.args.teacher_steps=0", "schedule.steps=2"))
+    a = load_teacher_state(first)
+    b = load_teacher_state(latest_checkpoint(second / "checkpoints"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_config_errors_are_one_line(bonescan, tmp_path):
     from medir.engine.train import train
 
