@@ -23,6 +23,7 @@ from torch import nn
 
 from medir.errors import ConfigError
 from medir.methods.rat import build_rat
+from medir.methods.spdvfm import build_spdvfm
 from medir.methods.supervised import RestorationScore, Supervised
 
 Builder = Callable[..., nn.Module]
@@ -128,6 +129,7 @@ METHODS: dict[str, Builder] = {
     "seg_head": build_seg_head,
     "lrformer": build_lrformer,
     "rat": build_rat,
+    "spdvfm": build_spdvfm,
 }
 
 
