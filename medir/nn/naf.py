@@ -1,6 +1,7 @@
 """NAFNet's building blocks (Chen et al., "Simple Baselines for Image Restoration", ECCV 2022)."""
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from medir.nn.norm import LayerNorm2d
@@ -15,17 +16,55 @@ class SimpleGate(nn.Module):
 
 
 class SimplifiedChannelAttention(nn.Module):
-    """x * W pool(x): global average pool, 1x1 conv, no nonlinearity (equation 4 of the paper).
+    """x * W pool(x): average pool, 1x1 conv, no nonlinearity (equation 4 of the paper).
 
-    (B, C, H, W) -> (B, C, H, W).
+    (B, C, H, W) -> (B, C, H, W). The paper pools globally. With ``window`` set (feature
+    pixels) and the module in eval mode, an input larger than the window is pooled
+    locally instead: every pixel takes the mean of the ``window`` x ``window`` box
+    around it (shifted inward at the borders so it always lies inside the input), as
+    the NAFNet authors' test-time local converter (TLC, Chu et al., ECCV 2022) does.
+    Trained on patches of P pixels, a window of about 1.5 P gives the statistics the
+    network saw in training, and an output that no longer depends on how far the
+    input extends beyond the window (so tiled inference matches whole-image inference).
     """
 
     def __init__(self, channels: int):
         super().__init__()
         self.proj = nn.Conv2d(channels, channels, 1)
+        self.window: int | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.proj(x.mean(dim=(2, 3), keepdim=True))
+        h, w = x.shape[-2:]
+        if self.window is None or self.training or (self.window >= h and self.window >= w):
+            pooled = x.mean(dim=(2, 3), keepdim=True)
+        else:
+            pooled = box_mean(x, min(self.window, h), min(self.window, w))
+        return x * self.proj(pooled)
+
+    def extra_repr(self) -> str:
+        return f"window={self.window}" if self.window else ""
+
+
+def box_mean(x: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
+    """Mean of the kh x kw box around each pixel of (B, C, H, W), boxes shifted to lie inside.
+
+    Pixel i takes rows ``[s, s + kh)`` with ``s = clamp(i - (kh - 1) // 2, 0, H - kh)`` (columns
+    alike). An integral image (cumulative sums, in float64 so that the four-corner difference
+    does not lose digits on large inputs) makes it O(1) per pixel whatever the box size.
+    """
+    h, w = x.shape[-2:]
+    s = F.pad(x.double().cumsum(-1).cumsum(-2), (1, 0, 1, 0))
+    sums = s[..., kh:, kw:] - s[..., :-kh, kw:] - s[..., kh:, :-kw] + s[..., :-kh, :-kw]
+    rows = (torch.arange(h, device=x.device) - (kh - 1) // 2).clamp(0, h - kh)
+    cols = (torch.arange(w, device=x.device) - (kw - 1) // 2).clamp(0, w - kw)
+    return (sums.index_select(-2, rows).index_select(-1, cols) / (kh * kw)).to(x.dtype)
+
+
+def set_pool_window(module: nn.Module, window: int | None) -> None:
+    """Set the local-pooling window (feature pixels; None: global) of every SCA inside ``module``."""
+    for m in module.modules():
+        if isinstance(m, SimplifiedChannelAttention):
+            m.window = None if window is None else max(1, int(window))
 
 
 class NAFBlock(nn.Module):
