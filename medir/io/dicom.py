@@ -14,16 +14,16 @@ being printed; nothing is silenced outside these calls.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from medir.errors import InputError
 from medir.io.dicom_derive import derived_datasets  # noqa: F401  (the writing half, re-exported)
-from medir.io.dicom_geometry import affine_and_spacing, frame_geometries, frame_order, frame_rescale, has_position
+from medir.io.dicom_geometry import (
+    affine_and_spacing, frame_geometries, frame_order, frame_rescale, has_position, pydicom_warnings_logged,
+)
 from medir.io.image import DEFAULT_UNITS, MODALITY_ALIASES, Image, ImageMeta
 
 log = logging.getLogger("medir.io.dicom")
@@ -44,16 +44,6 @@ def _pydicom():
     import pydicom
 
     return pydicom
-
-
-@contextlib.contextmanager
-def pydicom_warnings_logged(name: str):
-    """Log the warnings pydicom raises inside this block (INFO, naming the file) instead of printing them."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for w in caught:
-        log.info("%s: pydicom: %s", name, w.message)
 
 
 def is_dicom_file(path: Path) -> bool:
@@ -78,6 +68,8 @@ def read_dataset(path: Path, *, pixels: bool = True):
             ds = _read_forced(path, pixels)
         except Exception as err:  # pydicom raises many types for garbage input
             raise InputError(f"{path.name} is not a readable DICOM file ({type(err).__name__}): check the file or re-export it")
+        for _ in ds.iterall():  # convert every element now, so that pydicom's value warnings are logged here
+            pass
     if pixels and "PixelData" not in ds:
         raise InputError(f"{path.name} holds no pixel data (a DICOM without an image): give an image file")
     return ds

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from medir.errors import InputError
-from medir.io.dicom_geometry import frame_rescale, has_position, is_enhanced, resize_geometry
+from medir.io.dicom_geometry import frame_rescale, has_position, is_enhanced, pydicom_warnings_logged, resize_geometry
 from medir.io.image import Image
 
 log = logging.getLogger("medir.io.dicom")
@@ -212,12 +212,17 @@ def _set_pixels(ds, values: np.ndarray) -> None:
 
 def derived_datasets(image: Image, *, description: str, model: str | None) -> list:
     """The datasets of a derived series holding ``image``'s pixels (one per source dataset)."""
+    name = (image.meta.source_path or "image").replace("\\", "/").rsplit("/", 1)[-1]
+    with pydicom_warnings_logged(name):
+        return _derived_datasets(image, name, description=description, model=model)
+
+
+def _derived_datasets(image: Image, name: str, *, description: str, model: str | None) -> list:
     from pydicom.uid import generate_uid
 
     sources = image.meta.source
     if image.meta.source_format != "dicom" or not sources:
         raise InputError("DICOM output needs a DICOM source to derive from: write NIfTI, PNG or NPY instead")
-    name = (image.meta.source_path or "image").replace("\\", "/").rsplit("/", 1)[-1]
     ctx = SeriesContext(name=name, modality=image.meta.modality, series_uid=generate_uid())
     kw = dict(description=description, model=model, shape=image.slice_shape)
     if len(sources) == 1:

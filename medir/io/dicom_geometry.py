@@ -11,7 +11,9 @@ naming the file, never the patient.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +21,19 @@ import numpy as np
 log = logging.getLogger("medir.io.dicom")
 
 IDENTITY_IOP = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+
+@contextlib.contextmanager
+def pydicom_warnings_logged(name: str):
+    """Log the warnings raised inside this block (INFO, naming the file) instead of printing them.
+
+    Only this block is affected (``warnings.catch_warnings``), never the rest of the process.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        log.info("%s: pydicom: %s", name, w.message)
 
 
 @dataclass(frozen=True)
