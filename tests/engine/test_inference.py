@@ -146,3 +146,43 @@ def test_restore_refuses_wrong_modality(tiny_ct_model):
     model, card = load_model(tiny_ct_model)
     with pytest.raises(Exception, match="restores CT"):
         restore_image(Image(np.zeros((32, 32)), ImageMeta(modality="MR")), model, card)
+
+
+def test_progress_bar_counts_every_tile(monkeypatch):
+    import medir.engine.inference as inference
+
+    seen = {}
+
+    class Bar:
+        def __init__(self, it=None, *, total=None, desc=None, disable=None, **kw):
+            seen.update(total=total, desc=desc, disable=disable, done=0)
+
+        def update(self, n):
+            seen["done"] += n
+
+        def close(self):
+            seen["closed"] = True
+
+    monkeypatch.setattr(inference, "tqdm", Bar)
+    x = torch.zeros(2, 1, 100, 70)
+    tiled_forward(lambda t: t, x, tile=32, context=4, overlap=8, batch=3, progress="scan.dcm")
+    assert seen == {"total": 2 * 3 * 2, "desc": "scan.dcm", "disable": None, "done": 12, "closed": True}
+
+
+@pytest.mark.slow
+def test_shipped_ct_model_tiles_256_512_and_whole_agree_within_1_hu():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "tiling_memory.py"
+    spec = importlib.util.spec_from_file_location("tiling_memory", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    ct_like, seam = bench.ct_like, bench.seam
+    model, card = load_model("ct-ldct-nafnet")
+    image = Image(ct_like(1024), ImageMeta(modality="CT", units="HU"))
+    whole = restore_image(image, model, card, tile=None).array
+    for tile in (256, 512):
+        tiled = restore_image(image, model, card, tile=tile, overlap=32).array
+        assert np.abs(tiled - whole).max() < 1.0
+        assert seam(tiled, tile, 32) < 1.5
