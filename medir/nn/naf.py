@@ -49,15 +49,21 @@ def box_mean(x: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
     """Mean of the kh x kw box around each pixel of (B, C, H, W), boxes shifted to lie inside.
 
     Pixel i takes rows ``[s, s + kh)`` with ``s = clamp(i - (kh - 1) // 2, 0, H - kh)`` (columns
-    alike). An integral image (cumulative sums, in float64 so that the four-corner difference
-    does not lose digits on large inputs) makes it O(1) per pixel whatever the box size.
+    alike). The box is separable, so this is a 1-D running mean along each axis, each from a
+    cumulative sum (an integral image one axis at a time): O(1) per pixel whatever the box size,
+    and the sums only run along one line, which keeps float32 rounding small on large inputs.
     """
-    h, w = x.shape[-2:]
-    s = F.pad(x.double().cumsum(-1).cumsum(-2), (1, 0, 1, 0))
-    sums = s[..., kh:, kw:] - s[..., :-kh, kw:] - s[..., kh:, :-kw] + s[..., :-kh, :-kw]
-    rows = (torch.arange(h, device=x.device) - (kh - 1) // 2).clamp(0, h - kh)
-    cols = (torch.arange(w, device=x.device) - (kw - 1) // 2).clamp(0, w - kw)
-    return (sums.index_select(-2, rows).index_select(-1, cols) / (kh * kw)).to(x.dtype)
+    return _line_mean(_line_mean(x, kh, -2), kw, -1)
+
+
+def _line_mean(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    n = x.shape[dim]
+    if k >= n:
+        return x.mean(dim=dim, keepdim=True).expand_as(x)
+    c = x.cumsum(dim)
+    sums = torch.cat([c.narrow(dim, k - 1, 1), c.narrow(dim, k, n - k) - c.narrow(dim, 0, n - k)], dim=dim)
+    start = (torch.arange(n, device=x.device) - (k - 1) // 2).clamp(0, n - k)
+    return sums.index_select(dim, start) / k
 
 
 def set_pool_window(module: nn.Module, window: int | None) -> None:
