@@ -20,7 +20,9 @@ mirror lines do not fall on tile borders.
 ``--model tiny-random`` is a randomly initialised nafnet_tiny (width 8, 2 levels; every block
 active) with a CT card recording 96-pixel training patches (pooling window 144, like the shipped
 model): several times cheaper than the shipped model, for memory and progress checks on large
-images when CPU time is short; its HU are not a restoration.
+images when CPU time is short; its HU are not a restoration. ``--model conv`` is a single random 3x3 convolution with a CT
+card: it measures the tiling engine's own memory and time (input, output, window copies,
+blending) on a large image, with almost no network cost.
 """
 
 from __future__ import annotations
@@ -53,12 +55,26 @@ def ct_like(size: int) -> np.ndarray:
     return np.ascontiguousarray(mosaic[100 : 100 + size, 150 : 150 + size], dtype=np.float32)
 
 
+def _ct_card(model, patch: int):
+    from medir.data.intensity import get_preset
+    from medir.engine.modelfile import ModelCard
+
+    return ModelCard(arch="nafnet", arch_args=getattr(model, "arch_args", {}), task="ct-denoise", modality="CT",
+                     intensity=get_preset("ct").to_dict(), training={"data": {"train": {"patch_size": patch}}})
+
+
+def conv_only():
+    """One random 3x3 convolution (receptive radius 1) with a CT card: the engine's cost alone."""
+    import torch
+
+    torch.manual_seed(0)
+    return torch.nn.Conv2d(1, 1, 3, padding=1).eval(), _ct_card(None, 96)
+
+
 def tiny_random():
     """A random nafnet_tiny with a CT card (training patch 96), every block active (beta, gamma != 0)."""
     import torch
 
-    from medir.data.intensity import get_preset
-    from medir.engine.modelfile import ModelCard
     from medir.models import build_preset
 
     torch.manual_seed(0)
@@ -67,20 +83,18 @@ def tiny_random():
         for name, p in model.named_parameters():
             if name.endswith(("beta", "gamma")):
                 p.normal_(0, 0.1)
-    card = ModelCard(arch="nafnet", arch_args=model.arch_args, task="ct-denoise", modality="CT",
-                     intensity=get_preset("ct").to_dict(), training={"data": {"train": {"patch_size": 96}}})
-    return model, card
+    return model, _ct_card(model, 96)
 
 
 def child(model_name: str, size: int, tile: int, overlap: int, batch: int, threads: int, out: str, progress: bool):
     import torch
 
-    from medir.engine.inference import restore_image
+    from medir.engine.inference import restore_image, tile_context
     from medir.engine.modelfile import load_model
     from medir.io import Image, ImageMeta
 
     torch.set_num_threads(threads)
-    model, card = tiny_random() if model_name == "tiny-random" else load_model(model_name)
+    model, card = {"tiny-random": tiny_random, "conv": conv_only}.get(model_name, lambda: load_model(model_name))()
     image = Image(ct_like(size), ImageMeta(modality="CT", units="HU"))
     before = _rss_mb()
     start = time.perf_counter()
@@ -90,7 +104,7 @@ def child(model_name: str, size: int, tile: int, overlap: int, batch: int, threa
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     np.save(out, restored.array)
-    print(json.dumps({"before_mb": before, "peak_mb": peak, "seconds": seconds, "context": model.tile_context,
+    print(json.dumps({"before_mb": before, "peak_mb": peak, "seconds": seconds, "context": tile_context(model),
                       "window": getattr(model, "pool_window", None)}))
 
 
