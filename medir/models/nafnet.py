@@ -79,7 +79,7 @@ class NAFNet(nn.Module):
     def tile_context(self) -> int:
         """Input pixels around a tile that reach its centre: the convolutions' receptive radius plus,
         with local pooling, the pooling window (measured on the shipped CT model: tiles with this
-        context differ from the whole image by < 0.01 HU; see benchmarks/tiling_memory.py)."""
+        context differ from the whole image by about 0.01 HU at most; benchmarks/tiling_memory.py)."""
         pixels = self.conv_radius + (self.pool_window or 0)
         return -(-pixels // self.scale)
 
