@@ -1,16 +1,27 @@
-"""Inference with bounded memory: sliding-window tiles, overlap blending, batched over slices.
+"""Inference with bounded memory: tiles with context, blended overlaps, streamed into the output.
 
-Blending weights are zero in a margin of ``overlap // 4`` along every tile side that
-lies inside the image, then ramp linearly to one. A pixel near a tile's inner border
-(where zero padding changes the network's output) therefore takes its value from a
-neighbouring tile, so a fully convolutional network whose receptive-field radius is at
-most ``overlap // 4`` gives the untiled result up to float rounding. Networks with global
-operations (NAFNet's channel attention pools the whole input) differ slightly with tiling.
+A slice is cut into a grid of *cores* of ``tile`` x ``tile`` pixels. Each core is run
+with ``context`` extra input pixels on every side (cut from the image, so the network
+sees what it would see on the whole image; the context is discarded), and neighbouring
+cores share a band of ``overlap`` pixels where their outputs cross-fade linearly. The
+1-D weights of one axis sum to exactly one at every pixel (a partition of unity), so the
+output is accumulated in place, tile by tile, without a weight buffer:
+
+    out[p] = sum_t w_t(p) * f(window_t)[p],   sum_t w_t(p) = 1
+
+Windows start on multiples of the network's down-sampling factor (``multiple``), so a
+U-Net sees the same pixel grid in a tile as in the whole image. The result then matches
+whole-image inference up to float rounding whenever ``context`` covers the network's
+receptive field. For NAFNet this needs local pooling in the channel attention
+(:meth:`medir.models.nafnet.NAFNet.set_local_pooling`), which :func:`restore_image`
+turns on by default: global pooling would see a different mean in every tile.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,37 +32,64 @@ from medir.io.image import Image
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
-
-def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets covering ``[0, size)`` with tiles of ``tile`` overlapping by at least ``overlap``."""
-    if tile >= size:
-        return [0]
-    stride = max(1, tile - overlap)
-    starts = list(range(0, size - tile, stride)) + [size - tile]
-    return sorted(set(starts))
+DEFAULT_CONTEXT = 32  # input pixels around each core when the model does not say (conv nets of modest depth)
+TLC_FACTOR = 1.5  # local-pooling window = 1.5 x the training patch (the TLC paper's choice)
 
 
-def _ramp(length: int, start_inner: bool, end_inner: bool, overlap: int) -> torch.Tensor:
-    """1-D blending weight: 0 for ``overlap // 4`` pixels at inner sides, then a linear ramp to 1."""
-    w = torch.ones(length, dtype=torch.float32)
-    margin, ramp = overlap // 4, max(1, overlap // 2)
-    d = torch.arange(length, dtype=torch.float32)
-    up = ((d - margin + 1) / ramp).clamp(0, 1)
-    if start_inner:
-        w = torch.minimum(w, up)
-    if end_inner:
-        w = torch.minimum(w, up.flip(0))
-    return w
+@dataclass(frozen=True)
+class Span:
+    """One tile along one axis: the window run through the network and the band it writes.
+
+    ``lo:hi`` is the input window; ``out_lo:out_hi`` the output band it contributes to
+    (core plus half the overlap on each inner side); ``weight`` its blending weights.
+    """
+
+    lo: int
+    hi: int
+    out_lo: int
+    out_hi: int
+    weight: torch.Tensor
 
 
-def _tiles(h: int, w: int, tile: int, overlap: int) -> Iterator[tuple[int, int, int, int, torch.Tensor]]:
-    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
-    th, tw = min(tile, h), min(tile, w)
-    for y in ys:
-        wy = _ramp(th, y > 0, y + th < h, overlap)
-        for x in xs:
-            wx = _ramp(tw, x > 0, x + tw < w, overlap)
-            yield y, x, th, tw, wy[:, None] * wx[None, :]
+def core_bounds(size: int, tile: int, overlap: int) -> list[int]:
+    """Core boundaries ``0 = b0 < b1 < ... = size`` at multiples of ``tile``; a last core narrower
+    than ``overlap`` joins its neighbour (cross-fades must not overlap each other)."""
+    bounds = list(range(0, size, tile)) + [size]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < max(overlap, 1):
+        del bounds[-2]
+    return bounds
+
+
+def _ramp(p: torch.Tensor, boundary: float, overlap: float) -> torch.Tensor:
+    """0 before ``boundary - overlap/2``, 1 after ``boundary + overlap/2``, linear in between (pixel centres)."""
+    if overlap <= 0:
+        return (p + 0.5 >= boundary).to(torch.float32)
+    return ((p + 0.5 - (boundary - overlap / 2)) / overlap).clamp(0, 1)
+
+
+def axis_spans(size: int, *, tile: int, context: int, overlap: int, align: int = 1, scale: int = 1) -> list[Span]:
+    """The tiles along one axis of ``size`` input pixels (outputs in pixels of ``size * scale``)."""
+    bounds = core_bounds(size, tile, overlap)
+    half = overlap / 2
+    spans = []
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        first, last = i == 0, i == len(bounds) - 2
+        out_lo = 0 if first else max(0, math.floor(a - half))
+        out_hi = size if last else min(size, math.ceil(b + half))
+        lo = max(0, out_lo - context) // align * align
+        hi = min(size, -(-(out_hi + context) // align) * align)
+        p = torch.arange(out_lo * scale, out_hi * scale, dtype=torch.float32)
+        w = torch.ones_like(p)
+        if not first:
+            w = w * _ramp(p, a * scale, overlap * scale)
+        if not last:
+            w = w * (1 - _ramp(p, b * scale, overlap * scale))
+        spans.append(Span(lo, hi, out_lo, out_hi, w))
+    return spans
+
+
+def _jobs(b: int, ys: list[Span], xs: list[Span]) -> Iterator[tuple[int, Span, Span]]:
+    return ((i, sy, sx) for i in range(b) for sy in ys for sx in xs)
 
 
 @torch.no_grad()
@@ -60,44 +98,71 @@ def tiled_forward(
     x: torch.Tensor,
     *,
     tile: int | None,
+    context: int = DEFAULT_CONTEXT,
     overlap: int = 32,
+    multiple: int = 1,
     scale: int = 1,
     batch: int = 4,
-    progress: bool = False,
+    device: str | torch.device | None = None,
+    progress: bool | str = False,
 ) -> torch.Tensor:
     """Apply ``forward`` to ``x`` (B, C, H, W) by tiles; returns (B, C_out, H*scale, W*scale) on x's device.
 
-    ``tile=None`` runs whole slices, ``batch`` at a time. Tiles from all slices are batched together.
+    ``tile`` is the core size in input pixels (None: whole slices, ``batch`` at a time);
+    each window is ``tile + overlap + 2 * context`` pixels at most and is moved to ``device``
+    (default: x's) for the forward pass. ``progress`` shows a bar (a string names it).
+    Windows of equal shape are batched together, up to ``batch`` per forward pass.
     """
     b, _, h, w = x.shape
+    device = x.device if device is None else torch.device(device)
     if tile is None or (tile >= h and tile >= w):
-        outs = [forward(x[i : i + batch]) for i in _progress(range(0, b, batch), progress, "slices")]
+        outs = [forward(x[i : i + batch].to(device)).to(x.device) for i in _bar(range(0, b, batch), progress, "slice")]
         return torch.cat(outs)
+    if tile < 1 or context < 0 or overlap < 0 or batch < 1:
+        raise InputError(f"tile {tile}, context {context}, overlap {overlap}, batch {batch}: need tile, batch >= 1")
     if overlap >= tile:
         raise InputError(f"tile overlap {overlap} must be smaller than the tile size {tile}")
-    jobs = [(i, *t) for i in range(b) for t in _tiles(h, w, tile, overlap)]
-    out = weight = None
-    for k in _progress(range(0, len(jobs), batch), progress, "tiles"):
-        chunk = jobs[k : k + batch]
-        inp = torch.stack([x[i, :, y : y + th, xx : xx + tw] for i, y, xx, th, tw, _ in chunk])
-        pred = forward(inp)
-        if out is None:
-            out = torch.zeros(b, pred.shape[1], h * scale, w * scale, dtype=pred.dtype, device=pred.device)
-            weight = torch.zeros(b, 1, h * scale, w * scale, dtype=pred.dtype, device=pred.device)
-        for (i, y, xx, th, tw, wt), p in zip(chunk, pred):
-            wt = _upsample_weight(wt, scale).to(p.device, p.dtype)
-            ys, xs = slice(y * scale, (y + th) * scale), slice(xx * scale, (xx + tw) * scale)
-            out[i, :, ys, xs] += p * wt
-            weight[i, :, ys, xs] += wt
-    return out / weight.clamp_min(1e-12)
+    align = max(1, multiple // math.gcd(multiple, scale))
+    kw = dict(tile=tile, context=context, overlap=overlap, align=align, scale=scale)
+    ys, xs = axis_spans(h, **kw), axis_spans(w, **kw)
+    out: torch.Tensor | None = None
+    pending: list[tuple[int, Span, Span]] = []
+    bar = _bar(None, progress, "tile", total=b * len(ys) * len(xs))
+    for job in _jobs(b, ys, xs):
+        if pending and (len(pending) == batch or _shape(pending[0]) != _shape(job)):
+            out = _run(forward, x, pending, out, scale, device)
+            bar.update(len(pending))
+            pending = []
+        pending.append(job)
+    out = _run(forward, x, pending, out, scale, device)
+    bar.update(len(pending))
+    bar.close()
+    return out
 
 
-def _upsample_weight(wt: torch.Tensor, scale: int) -> torch.Tensor:
-    return wt if scale == 1 else wt.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+def _shape(job: tuple[int, Span, Span]) -> tuple[int, int]:
+    _, sy, sx = job
+    return sy.hi - sy.lo, sx.hi - sx.lo
 
 
-def _progress(it, enabled: bool, unit: str):
-    return tqdm(it, unit=f"x{unit}", leave=False, disable=not enabled or None, dynamic_ncols=True)
+def _run(forward: Forward, x: torch.Tensor, jobs: list, out: torch.Tensor | None, scale: int, device) -> torch.Tensor:
+    """Run one batch of equal-shaped windows and add their weighted cores into ``out`` (allocated on first use)."""
+    inp = torch.stack([x[i, :, sy.lo : sy.hi, sx.lo : sx.hi] for i, sy, sx in jobs]).to(device)
+    pred = forward(inp).to(x.device)
+    if out is None:
+        b, _, h, w = x.shape
+        out = torch.zeros(b, pred.shape[1], h * scale, w * scale, dtype=pred.dtype, device=x.device)
+    for (i, sy, sx), p in zip(jobs, pred):
+        y0, x0 = (sy.out_lo - sy.lo) * scale, (sx.out_lo - sx.lo) * scale
+        core = p[:, y0 : y0 + len(sy.weight), x0 : x0 + len(sx.weight)]
+        weight = (sy.weight[:, None] * sx.weight[None, :]).to(core.dtype)
+        out[i, :, sy.out_lo * scale : sy.out_hi * scale, sx.out_lo * scale : sx.out_hi * scale] += core * weight
+    return out
+
+
+def _bar(it, progress: bool | str, unit: str, total: int | None = None):
+    desc = progress if isinstance(progress, str) else None
+    return tqdm(it, total=total, desc=desc, unit=unit, leave=False, disable=not progress or None, dynamic_ncols=True)
 
 
 def check_compatible(image: Image, card, name: str) -> None:
@@ -114,6 +179,34 @@ def check_compatible(image: Image, card, name: str) -> None:
         )
 
 
+DEFAULT_TRAIN_PATCH = 256  # NAFNet's own training crops, for model cards that do not record theirs
+
+
+def training_patch(card) -> int:
+    """The training patch size a model card records (``training.data.train.patch_size``), else 256."""
+    train = ((card.training or {}).get("data") or {}).get("train") or {}
+    return int(train.get("patch_size") or DEFAULT_TRAIN_PATCH)
+
+
+def use_local_pooling(model: torch.nn.Module, card, window: int | str | None = "auto") -> int | None:
+    """Turn on test-time local pooling for models that have it (NAFNet); returns the window or None.
+
+    ``"auto"``: 1.5 x the training patch (TLC, Chu et al. 2022); an int: that window in pixels;
+    None: the model's global pooling (tiles then change the result).
+    """
+    if not hasattr(model, "set_local_pooling"):
+        return None
+    if window == "auto":
+        window = int(round(TLC_FACTOR * training_patch(card)))
+    model.set_local_pooling(window)
+    return window
+
+
+def tile_context(model: torch.nn.Module) -> int:
+    """Input pixels a tile needs around its core: what the model declares (``tile_context``) or 32."""
+    return int(getattr(model, "tile_context", DEFAULT_CONTEXT))
+
+
 def restore_image(
     image: Image,
     model: torch.nn.Module,
@@ -121,22 +214,38 @@ def restore_image(
     *,
     tile: int | None = 512,
     overlap: int = 32,
+    context: int | None = None,
+    pool_window: int | str | None = "auto",
     batch: int = 4,
     device: str | torch.device = "cpu",
-    progress: bool = False,
+    progress: bool | str = False,
     name: str = "image",
 ) -> Image:
-    """Restore an :class:`Image` in physical units with a loaded model and its card (slice by slice)."""
+    """Restore an :class:`Image` in physical units with a loaded model and its card (slice by slice).
+
+    Tiles are cut from the image in physical units and each is mapped to network units and
+    back on its own (the presets are affine per image), so no normalised copy of a large
+    image is made; the output is accumulated in physical units. ``context`` defaults to
+    the model's :func:`tile_context`; ``pool_window`` is passed to :func:`use_local_pooling`.
+    """
     image.validate(name)
     check_compatible(image, card, name)
     preset = card.preset
     stack = image.slices()
     scale_pair = preset.scale_for(stack)
-    x = torch.from_numpy(preset.to_network(stack, scale_pair)).to(device)
     model = model.to(device).eval()
-    y = tiled_forward(model, x, tile=tile, overlap=overlap, scale=card.scale, batch=batch, progress=progress)
-    restored = preset.from_network(y.cpu().numpy(), scale_pair)
-    out = image.with_slices(np.asarray(restored, dtype=np.float32), scale=card.scale)
+    use_local_pooling(model, card, pool_window)
+
+    def forward(t: torch.Tensor) -> torch.Tensor:
+        net_in = torch.from_numpy(preset.to_network(t.cpu().numpy(), scale_pair)).to(device)
+        return torch.from_numpy(preset.from_network(model(net_in).cpu().numpy(), scale_pair))
+
+    x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))
+    y = tiled_forward(
+        forward, x, tile=tile, overlap=overlap, context=tile_context(model) if context is None else context,
+        multiple=int(getattr(model, "multiple", 1)), scale=card.scale, batch=batch, progress=progress,
+    )
+    out = image.with_slices(y.numpy(), scale=card.scale)
     if out.meta.modality == "OT":
         out.meta.modality = card.modality
     return out
