@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import re
 import sys
 
@@ -72,8 +73,25 @@ def _all_actions(parser: argparse.ArgumentParser):
                 yield from _all_actions(sub)
 
 
+class _StderrLines(logging.Handler):
+    """Library warnings (assumptions about a file, clipped values) as one ``medir: ...`` line on stderr.
+
+    Writes to the ``sys.stderr`` of the moment, so a handler installed once follows redirections."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"medir: {record.getMessage()}", file=sys.stderr)
+
+
+def _show_warnings() -> None:
+    log = logging.getLogger("medir")
+    if not any(isinstance(h, _StderrLines) for h in log.handlers):
+        handler = _StderrLines(level=logging.WARNING)
+        log.addHandler(handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _show_warnings()
     parser = build_parser(argv)
     args = parser.parse_args(join_negative_values(parser, argv))
     if args.command is None:

@@ -62,14 +62,18 @@ def check_writable(path: Path, what: str) -> None:
 
 
 def check_tiling_args(*, tile: int, overlap: int, batch: int) -> None:
-    """``--tile`` 0 (whole slices) or at least 16 px; ``--overlap`` 8 px to tile - 1; ``--batch`` >= 1."""
+    """``--tile`` 0 (whole slices) or at least 16 px; ``--overlap`` (the blend band) 0 to tile - 1; ``--batch`` >= 1.
+
+    The receptive-field context around every tile is added by the engine, so the blend band only hides
+    rounding differences and may be 0 (see medir/engine/inference.py).
+    """
     if batch < 1:
         raise InputError(f"--batch {batch}: need at least 1 tile or slice per forward pass")
     if tile < 0 or 0 < tile < 16:
         raise InputError(f"--tile {tile}: use 0 (whole slices) or a tile of at least 16 pixels, e.g. 512")
-    if tile and not 8 <= overlap < tile:
-        raise InputError(f"--overlap {overlap}: tiles need a blended overlap of 8 to {tile - 1} pixels "
-                         f"(without one, tile borders show as seams); use --tile 0 for whole slices")
+    if tile and not 0 <= overlap < tile:
+        raise InputError(f"--overlap {overlap}: the blend band between tiles is 0 to {tile - 1} pixels "
+                         f"(context for the network's reach is added automatically); use --tile 0 for whole slices")
 
 
 def check_device(device: str) -> None:

@@ -29,9 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-modality-mismatch", action="store_true",
                    help="apply the model even to inputs of a modality or value kind (perfusion map, non-HU) "
                         "it was not trained for")
-    p.add_argument("--tile", type=int, default=512, help="tile size in pixels (0: whole slices); bounds memory")
-    p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (8 to tile-1)")
-    p.add_argument("--batch", type=int, default=4, help="tiles or slices per forward pass")
+    p.add_argument("--tile", type=int, default=512, help="tile core size in pixels (0: whole slices); bounds memory; the context the network needs is added automatically, so the result does not depend on it")
+    p.add_argument("--overlap", type=int, default=32, help="blend band between tiles in pixels (0 to tile-1)")
+    p.add_argument("--batch", type=int, default=1, help="tiles or slices per forward pass (memory grows with it; 1 is as fast on a CPU)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--shard", help="i/N: process every N-th input starting at i (split a job across processes)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs (of the same inputs)")
@@ -90,7 +90,7 @@ def restore_one(item, out: Path, overwrite: bool, models: ModelCache, args) -> N
     image.meta.modality = card.modality  # checked (or explicitly allowed) above; the output keeps the input's
     restored = restore_image(
         image, model, card, tile=args.tile or None, overlap=args.overlap, batch=args.batch,
-        device=args.device, progress=True, name=item.label,
+        device=args.device, progress=item.label, name=item.label,
     )
     restored.meta.modality = modality
     write_image(restored, out, force=overwrite, description=f"medir restored ({card.task})", model=name)

@@ -35,7 +35,7 @@ def no_model_loading(monkeypatch):
     (["--tile", "8"], "--tile 8"),
     (["--tile", "-1"], "--tile -1"),
     (["--batch", "0"], "--batch 0"),
-    (["--overlap", "0"], "--overlap 0"),
+    (["--overlap", "-1"], "--overlap -1"),
     (["--tile", "64", "--overlap", "64"], "--overlap 64"),
     (["--device", "nonsense"], "--device"),
     (["--modality", "XYZ"], "unknown modality"),
@@ -158,7 +158,7 @@ def test_segment_more_than_65535_regions_and_zero_pixel_spacing(tmp_path, ct_bas
     monkeypatch.undo()
     zero = write_slice(ct_base, tmp_path / "zero.dcm", series_uid="1.2.3.5", spacing=[0, 0])
     assert main(["segment", str(zero), "-o", str(tmp_path / "out2")]) == 0
-    assert "pixel spacing (0, 0)" in capsys.readouterr().err
+    assert "zero.dcm: no usable PixelSpacing, assuming 1 mm" in capsys.readouterr().err
     import nibabel as nib
 
     assert np.allclose(np.abs(np.diag(nib.load(tmp_path / "out2" / "zero_labels.nii.gz").affine))[:2], 1.0)
