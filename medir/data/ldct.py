@@ -123,8 +123,8 @@ def low_dose(image: Image, fractions: list[float], *, scan_dose: float | None, s
 
     from medir.physics.ct import LowDoseCT
 
-    op = LowDoseCT(scan_dose=scan_dose, pixel_size_mm=pixel_of(image))
     base = 1.0 if scan_dose is None else scan_dose
+    op = LowDoseCT(dose=base * min(fractions), scan_dose=scan_dose, pixel_size_mm=pixel_of(image))
     x = torch.from_numpy(np.ascontiguousarray(image.array, dtype=np.float32))[None, None]
     noise = op.noise_at_doses(x, [f * base for f in fractions], generator=torch.Generator().manual_seed(seed))
     return (x + noise)[:, 0].numpy()
