@@ -7,7 +7,8 @@ Each is taken to 1/4 and 1/30 of its own dose by ``ct-lowdose`` noise insertion 
 Metrics: PSNR / SSIM in HU clipped to the window [-160, 240], data range per image = reference max - min after
 clipping (AMIR/DiffCode convention); RMSE in HU inside the window.
 Classical baselines are oracles: for every image, BM3D's sigma (and NLM's h) is searched on a grid of multiples of
-the true inserted noise std and the best PSNR and the best SSIM against the reference are kept (each on its own).
+the true inserted noise std (1 to 6, extended upwards while the largest wins) and the best PSNR and the best SSIM
+against the reference are kept (each on its own).
 
     OMP_NUM_THREADS=1 python benchmarks/ldct_eval.py --model medir/shipped/ct-ldct-nafnet
 
@@ -33,7 +34,7 @@ from medir.metrics import psnr, rmse, ssim
 
 WINDOW = (-160.0, 240.0)
 HELD_OUT = ("J2K_pixelrep_mismatch.dcm", "CT_small.dcm")
-GRID = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0)  # x the inserted noise std
+GRID = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # x the inserted noise std; extended upwards while the top one wins
 
 
 def score(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
@@ -52,6 +53,9 @@ def _apply(module: torch.nn.Module, lq: np.ndarray) -> np.ndarray:
 def oracle(make, lq: np.ndarray, hq: np.ndarray, sigma: float) -> tuple[dict[str, float], dict[str, float]]:
     """Best PSNR and best SSIM (each on its own) over the grid; returns (scores, chosen factors)."""
     tried = {k: score(_apply(make(k * sigma), lq), hq) for k in GRID}
+    while max(tried, key=lambda k: tried[k]["psnr"]) == max(tried) and max(tried) < 50:
+        k = max(tried) * 1.5  # the optimum may lie above the grid (correlated CT noise needs a large sigma)
+        tried[k] = score(_apply(make(k * sigma), lq), hq)
     best_p = max(tried, key=lambda k: tried[k]["psnr"])
     best_s = max(tried, key=lambda k: tried[k]["ssim"])
     return ({"psnr": tried[best_p]["psnr"], "ssim": tried[best_s]["ssim"], "rmse": tried[best_p]["rmse"]},
