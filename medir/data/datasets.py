@@ -29,6 +29,9 @@ from medir.errors import ConfigError, MedirError
 
 Simulate = Callable[..., torch.Tensor]
 PIXEL_PARAM = "pixel_size_mm"
+# Tasks whose degradation depends on the whole slice (CT noise depends on the attenuation of the whole body):
+# ``simulate_on: patch`` simulates the slice and crops for them, so a patch has the noise of its slice.
+WHOLE_SLICE_TASKS = frozenset({"ct-lowdose"})
 
 
 def task_takes_pixel_size(task: str | None) -> bool:
@@ -92,25 +95,60 @@ def read_slices(path: Path, rescale: tuple[float, float] | None) -> np.ndarray:
     return read_stack(path, rescale)[0]
 
 
-def read_stack(path: Path, rescale: tuple[float, float] | None) -> tuple[np.ndarray, float | None]:
-    """``read_slices`` plus the in-plane pixel size in mm (None when the file does not say)."""
+# Transfer syntaxes that may be lossy: JPEG baseline/extended, JPEG-LS near-lossless, JPEG 2000 (any),
+# JPIP, HTJ2K (any), MPEG/HEVC video. A file that says LossyImageCompression "00" is trusted.
+LOSSY_SYNTAXES = frozenset(
+    ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.91",
+     "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.203"] + [f"1.2.840.10008.1.2.4.{k}" for k in range(100, 109)]
+)
+
+
+def lossy_reason(image) -> str | None:
+    """Why a DICOM image is lossy-compressed (LossyImageCompression "01" or a lossy transfer syntax), else None."""
+    if image.meta.source_format != "dicom":
+        return None
+    for ds in image.meta.source or []:
+        flag = str(ds.get("LossyImageCompression", "")).strip()
+        if flag == "01":
+            ratio = ds.get("LossyImageCompressionRatio")
+            return "LossyImageCompression is 01" + (f" (ratio {ratio})" if ratio else "")
+        syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+        if syntax in LOSSY_SYNTAXES and flag != "00":
+            return f"its transfer syntax {syntax} is lossy"
+    return None
+
+
+def read_stack(path: Path, rescale: tuple[float, float] | None, *, target: bool = False,
+               allow_lossy: bool = False) -> tuple[np.ndarray, float | None]:
+    """``read_slices`` plus the in-plane pixel size in mm (None when the file does not say).
+
+    A ``target`` read refuses lossy-compressed DICOM (a lossy target teaches a model to erase texture)
+    unless ``allow_lossy``.
+    """
     from medir.io import read_image
 
     try:
         image = read_image(path)
     except MedirError as err:
         raise ConfigError(f"cannot read training image {path}: {err}") from err
+    reason = lossy_reason(image) if target and not allow_lossy else None
+    if reason:
+        raise ConfigError(f"{path.name} is lossy-compressed ({reason}): use a lossless copy as the target, "
+                          "or set allow_lossy: true in the data config")
     stack = image.slices().astype(np.float32)
     if rescale is not None:
         stack = stack * np.float32(rescale[0]) + np.float32(rescale[1])
     return stack, (float(image.meta.spacing[-1]) if image.meta.spacing else None)
 
 
-def load_slices(files: list[tuple[Path, ...]], *, rescale=None, min_std: float = 0.0) -> Slices:
-    """Read (hq,) or (lq, hq) file tuples; drop slices whose high-quality std is below ``min_std``."""
+def load_slices(files: list[tuple[Path, ...]], *, rescale=None, min_std: float = 0.0,
+                allow_lossy: bool = False) -> Slices:
+    """Read (hq,) or (lq, hq) file tuples; drop slices whose high-quality std is below ``min_std``.
+    Lossy-compressed DICOM targets are refused unless ``allow_lossy``."""
     hq, lq, names, pixel_mm = [], [], [], []
     for paths in files:
-        read = [read_stack(p, rescale) for p in paths]
+        read = [read_stack(p, rescale, target=k == len(paths) - 1, allow_lossy=allow_lossy)
+                for k, p in enumerate(paths)]
         stacks = [stack for stack, _ in read]
         if len(stacks) == 2 and stacks[0].shape[0] != stacks[1].shape[0]:
             raise ConfigError(f"{paths[0]} has {stacks[0].shape[0]} slices but {paths[1]} has {stacks[1].shape[0]}")
@@ -137,9 +175,10 @@ class PairSource:
     """Full-size (lq, hq) slices in physical units: stored pairs, or simulated from ``hq``."""
 
     def __init__(self, slices: Slices, *, task: str | None = None, params: dict | None = None,
-                 simulate: Simulate | None = None):
+                 simulate: Simulate | None = None, cache_draws: int = 0, seed: int = 0):
         self.slices, self.task, self.params = slices, task, dict(params or {})
         self.simulate = simulate
+        self.cache_draws, self.seed, self._cache = int(cache_draws), int(seed), {}
         self.takes_pixel_size = task_takes_pixel_size(task) and PIXEL_PARAM not in self.params
         if slices.lq is None and (task is None or simulate is None):
             raise ConfigError("simulated data needs 'task' (e.g. ct-lowdose) and a simulator")
@@ -169,6 +208,15 @@ class PairSource:
         lq = self.slices.lq[i] if self.slices.lq is not None else self.degrade(hq, generator, self.slices.pixel_mm[i])
         return lq, hq
 
+    def cached_pair(self, i: int, draw: int) -> tuple[np.ndarray, np.ndarray]:
+        """Simulated draw ``draw`` of slice ``i`` (``draw < cache_draws``), simulated once with a generator seeded
+        by ``(seed, i, draw)`` and kept: expensive simulators (CT) then cost nothing per training step."""
+        key = (i, draw)
+        if key not in self._cache:
+            gen = torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, i, draw]).generate_state(1)[0]))
+            self._cache[key] = self.degrade(self.slices.hq[i], gen, self.slices.pixel_mm[i])
+        return self._cache[key], self.slices.hq[i]
+
     def _scale(self) -> int:
         """Super-resolution factor hq/lq, the same for every slice (checked on stored pairs, probed on one simulation)."""
         lqs = self.slices.lq or [self.degrade(self.slices.hq[0], torch.Generator().manual_seed(0), self.slices.pixel_mm[0])]
@@ -191,6 +239,8 @@ class PatchDataset(torch.utils.data.Dataset):
                  seed: int, simulate_on: str = "slice"):
         self.source, self.preset, self.patch, self.augment, self.seed = source, preset, patch_size, augment, seed
         self.simulate_on = simulate_on if source.slices.lq is None else "slice"
+        if source.task in WHOLE_SLICE_TASKS:
+            self.simulate_on = "slice"  # a patch alone has the wrong body around it: simulate the slice, then crop
         smallest = min(min(h.shape[-2:]) for h in source.slices.hq)
         if patch_size * source.scale > smallest:
             raise ConfigError(f"patch_size {patch_size} (x{source.scale}) is larger than the smallest image "
@@ -215,7 +265,9 @@ class PatchDataset(torch.utils.data.Dataset):
             lq = self.source.degrade(hq, gen, self.source.slices.pixel_mm[i])
             scale_from = lq
         else:
-            lq, hq = self.source.pair(i, gen)
+            cached = self.source.slices.lq is None and self.source.cache_draws > 0
+            lq, hq = self.source.cached_pair(i, int(rng.integers(self.source.cache_draws))) if cached \
+                else self.source.pair(i, gen)
             scale_from = lq
             lq, hq = paired_crop(lq, hq, self.patch, self.source.scale, rng)
         sample = {"lq": lq, "hq": hq}
@@ -325,9 +377,10 @@ def build_source(cfg, name: str, *, simulate: Simulate | None = None) -> PairSou
         from medir.physics import simulate
     if cfg.kind == "simulated" and not cfg.task:
         raise ConfigError(f"{name}.task is missing: simulated data needs a task such as ct-lowdose")
-    slices = load_slices(dataset_files(cfg, name), rescale=cfg.rescale, min_std=cfg.min_std)
+    slices = load_slices(dataset_files(cfg, name), rescale=cfg.rescale, min_std=cfg.min_std,
+                         allow_lossy=getattr(cfg, "allow_lossy", False))
     return PairSource(slices, task=cfg.task if cfg.kind == "simulated" else None, params=cfg.params,
-                      simulate=simulate)
+                      simulate=simulate, cache_draws=getattr(cfg, "cache_draws", 0), seed=cfg.seed)
 
 
 def build_train_set(cfg, *, seed: int, simulate: Simulate | None = None) -> torch.utils.data.Dataset:

@@ -69,6 +69,9 @@ class IntensityPreset:
 PRESETS: dict[str, IntensityPreset] = {
     # AMIR/DiffCode convention: network sees HU normalised from [-1024, 3071]; metrics in the L40/W400 window.
     "ct": IntensityPreset("ct", "CT", "HU", lo=-1024.0, hi=3071.0, eval_window=(-160.0, 240.0)),
+    # CT with the soft-tissue window [-160, 240] HU mapped to [0, 1], unclipped (bone and air fall outside): low-dose
+    # noise of a few HU is then ten times larger in network units than with "ct", which a small denoiser needs.
+    "ct-soft": IntensityPreset("ct-soft", "CT", "HU", lo=-160.0, hi=240.0, eval_window=(-160.0, 240.0)),
     # PET in SUV normalised from [0, 20] (AMIR); counts images use pet-counts.
     "pet": IntensityPreset("pet", "PT", "SUV", lo=0.0, hi=20.0),
     "pet-counts": IntensityPreset("pet-counts", "PT", "counts", mode="per_image", percentile=99.9),

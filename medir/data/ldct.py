@@ -1,25 +1,35 @@
-"""Offline CT images for the shipped low-dose CT model, and how they are split.
+"""Offline CT images for the shipped low-dose CT model, how they are split, and how noise is inserted.
 
 Everything here ships inside installed packages, so anyone can regenerate the data:
 
-- real CT slices from pydicom's test files: ``693_J2KI.dcm`` (head, 512x512),
-  ``J2K_pixelrep_mismatch.dcm`` (head, 512x512), ``CT_small.dcm`` (neck, 128x128);
+- real CT slices, all lossless (a lossy target teaches a model to erase texture, so lossy DICOM is refused):
+  ``693_UNCR.dcm`` (head, 512x512, 0.48 mm; the uncompressed original of pydicom's lossy ``693_J2KI.dcm``,
+  from the ``pydicom-data`` package) and ``J2K_pixelrep_mismatch.dcm`` (head, 512x512, 0.43 mm, lossless JPEG 2000, pydicom);
 - pseudo-CT head slices built from the MNI ICBM152 2009a grey/white-matter maps that ship
   with nilearn: tissue fractions mapped to HU (grey 40, white 28, CSF 8), a skull of
   cortical bone and diploe grown around the brain, scalp, air at -1000 HU; training slices at 1 mm
-  (the template's grid) and, every other one, at 0.5 mm like clinical head CT (more noise per pixel).
+  (the template's grid) and, every other one, at 0.5 mm like clinical head CT.
 
-Split: ``J2K_pixelrep_mismatch.dcm`` and pseudo-CT slices z >= 110 are held out (test);
-the other real slices and pseudo-CT slices 40 <= z < 100 are for training, so no slice is shared.
+Split: ``J2K_pixelrep_mismatch.dcm`` and pseudo-CT slices z >= 110 are held out (test, never trained on);
+``693_UNCR.dcm`` and pseudo-CT slices 40 <= z < 100 are for training, so no slice is shared. pydicom's
+``CT_small.dcm`` is not used (noisy, and its body is cut by the field of view).
+
+Noise (``ct-lowdose``, noise insertion: the target is the scan itself). A real scan already carries the noise of
+its own dose; :func:`medir.physics.ct_noise.estimate_scan_dose` measures that dose relative to the reference
+``I0`` from its flat soft tissue, and the input is the same scan at ``fraction`` x its own dose. Pseudo-CT slices
+are noiseless (``scan_dose=None``) and get ``fraction`` x the reference dose. Training fractions are drawn
+log-uniformly in ``TRAIN_FRACTIONS`` (1 % to 30 % of the dose: 4 to 30 HU of noise on a head), so the model
+meets every realistic low-dose level; held-out pairs are at 1/4 (``_q``) and 1/30 (``_s``) of the dose.
 
     python -m medir.data.ldct OUT           # OUT/train/*.npz and OUT/test/*.npz (HU + spacing)
-    python -m medir.data.ldct OUT --pairs   # OUT/{train,test}/{lq,hq}/*.npz quarter-dose pairs
+    python -m medir.data.ldct OUT --pairs   # OUT/{train,test}/{lq,hq}/*.npz low-dose pairs
     python -m medir.data.ldct medir/samples --example --force   # the shipped example and its reference
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import numpy as np
@@ -28,23 +38,33 @@ from scipy import ndimage
 from medir.errors import MedirError
 from medir.io import Image, ImageMeta, read_image, write_image
 
-REAL_SPLIT = {"693_J2KI.dcm": "train", "CT_small.dcm": "train", "J2K_pixelrep_mismatch.dcm": "test"}
+# CT_small.dcm (neck, 128x128) is left out: its own noise is ~23 HU (a noisy target) and its body is cut by the
+# field of view (the simulated attenuation, hence the noise, would be wrong).
+REAL_SPLIT = {"693_UNCR.dcm": "train", "J2K_pixelrep_mismatch.dcm": "test"}
 # (MNI z index, pixel size in mm): 1 mm as in the template, and 0.5 mm like clinical head CT (more noise per pixel).
 PSEUDO_SPLIT = {
     "train": [(z, 1.0) for z in range(40, 100, 3)] + [(z, 0.5) for z in range(41, 100, 6)],
     "test": [(z, 1.0) for z in range(110, 150, 8)],
 }
 HU = {"air": -1000.0, "csf": 8.0, "grey": 40.0, "white": 28.0, "cortical": 1400.0, "diploe": 550.0, "scalp": 35.0}
+TRAIN_FRACTIONS = (0.01, 0.3)         # dose fractions of training inputs, drawn log-uniformly
+TEST_FRACTIONS = {"q": 0.25, "s": 1 / 30}  # held-out inputs: quarter dose and a strong reduction
 
 
-def real_ct(name: str) -> Image:
-    """One of pydicom's CT test slices, in HU, clipped to the CT preset's range [-1024, 3071]."""
+def real_ct(name: str, *, allow_lossy: bool = False) -> Image:
+    """One of the packaged CT test slices, in HU, clipped to the CT preset's range [-1024, 3071];
+    lossy-compressed files are refused unless ``allow_lossy``."""
     from pydicom.data import get_testdata_file
+
+    from medir.data.datasets import lossy_reason
 
     path = get_testdata_file(name)
     if path is None:
-        raise MedirError(f"pydicom test file {name} is missing: reinstall pydicom")
+        raise MedirError(f"CT test file {name} is missing: pip install pydicom pydicom-data")
     image = read_image(path)
+    reason = None if allow_lossy else lossy_reason(image)
+    if reason:
+        raise MedirError(f"{name} is lossy-compressed ({reason}): use a lossless slice, or pass allow_lossy=True")
     image.array = np.clip(image.array, -1024, 3071)
     return image
 
@@ -70,41 +90,73 @@ def pseudo_ct_head(z: int, *, seed: int = 0, pixel_mm: float = 1.0) -> np.ndarra
     return ndimage.gaussian_filter(hu, 0.6 / pixel_mm)
 
 
-def ldct_sources(split: str) -> list[tuple[str, Image]]:
-    """(name, HU image) pairs of one split, real slices first."""
-    items = [(Path(n).stem, real_ct(n)) for n, s in REAL_SPLIT.items() if s == split]
+def ldct_sources(split: str) -> list[tuple[str, Image, bool]]:
+    """(name, HU image, is_real) of one split, real slices first."""
+    items = [(Path(n).stem, real_ct(n), True) for n, s in REAL_SPLIT.items() if s == split]
     for z, pixel_mm in PSEUDO_SPLIT[split]:
         meta = ImageMeta(modality="CT", units="HU", spacing=(pixel_mm, pixel_mm))
         suffix = "" if pixel_mm == 1.0 else f"_{pixel_mm:g}mm".replace(".", "p")
-        items.append((f"mni_pseudo_ct_z{z:03d}{suffix}", Image(pseudo_ct_head(z, pixel_mm=pixel_mm), meta)))
+        items.append((f"mni_pseudo_ct_z{z:03d}{suffix}", Image(pseudo_ct_head(z, pixel_mm=pixel_mm), meta), False))
     return items
 
 
-def quarter_dose(image: Image, *, seed: int, dose: float = 0.25) -> np.ndarray:
-    """The image at ``dose`` x the reference flux (ct-lowdose with the image's own pixel size), in HU."""
+def pixel_of(image: Image) -> float:
+    return float(image.meta.spacing[-1]) if image.meta.spacing else 1.0
+
+
+def scan_dose_of(image: Image, is_real: bool) -> float | None:
+    """The scan's own dose relative to the reference (real scans, from their noise), None for noiseless phantoms."""
+    from medir.physics.ct_noise import estimate_scan_dose
+
+    if not is_real:
+        return None
+    dose = estimate_scan_dose(image.array.astype(np.float32), pixel_mm=pixel_of(image))
+    if not math.isfinite(dose):
+        raise MedirError("cannot estimate the dose of a slice without flat soft tissue")
+    return dose
+
+
+def low_dose(image: Image, fractions: list[float], *, scan_dose: float | None, seed: int) -> np.ndarray:
+    """``len(fractions)`` independent low-dose versions ``(N, H, W)`` in HU of one slice, each at ``fraction`` x the
+    scan's own dose (x the reference for a noiseless phantom): the scan plus inserted noise."""
     import torch
 
-    from medir.physics import simulate
+    from medir.physics.ct import LowDoseCT
 
-    pixel = float(image.meta.spacing[-1]) if image.meta.spacing else 1.0
-    x = torch.from_numpy(np.ascontiguousarray(image.array))[None, None]
-    return simulate("ct-lowdose", x, seed=seed, dose=dose, pixel_size_mm=pixel)[0, 0].numpy()
+    base = 1.0 if scan_dose is None else scan_dose
+    op = LowDoseCT(dose=base * min(fractions), scan_dose=scan_dose, pixel_size_mm=pixel_of(image))
+    x = torch.from_numpy(np.ascontiguousarray(image.array, dtype=np.float32))[None, None]
+    noise = op.noise_at_doses(x, [f * base for f in fractions], generator=torch.Generator().manual_seed(seed))
+    return (x + noise)[:, 0].numpy()
 
 
-def write_ldct_pairs(out: Path, *, realizations: int = 4, dose: float = 0.25, force: bool = False) -> dict[str, int]:
-    """Paired folders ``out/{train,test}/{lq,hq}`` (NPZ, HU): ``realizations`` noise draws per training slice, one per test slice."""
+def quarter_dose(image: Image, *, seed: int, is_real: bool = True) -> np.ndarray:
+    """The image at 1/4 of its own dose (of the reference dose for a noiseless phantom), in HU."""
+    return low_dose(image, [0.25], scan_dose=scan_dose_of(image, is_real), seed=seed)[0]
+
+
+def write_ldct_pairs(out: Path, *, realizations: int = 10, force: bool = False) -> dict[str, int]:
+    """Paired folders ``out/{train,test}/{lq,hq}`` (NPZ, HU): ``realizations`` draws per training slice at dose
+    fractions log-uniform in ``TRAIN_FRACTIONS``, and each test slice at every ``TEST_FRACTIONS`` level."""
     from tqdm.auto import tqdm
 
     counts = {}
     for split in ("train", "test"):
-        jobs = [(n, im, r) for n, im in ldct_sources(split) for r in range(realizations if split == "train" else 1)]
-        for k, (name, image, r) in enumerate(tqdm(jobs, desc=f"ldct {split}", unit="slice")):
+        n = 0
+        for k, (name, image, real) in enumerate(tqdm(ldct_sources(split), desc=f"ldct {split}", unit="slice")):
             meta = ImageMeta(modality="CT", units="HU", spacing=image.meta.spacing)
-            seed = 1000 * (split == "test") + 10 * k + r
-            stem = f"{name}_r{r}.npz"
-            write_image(Image(quarter_dose(image, seed=seed, dose=dose), meta), out / split / "lq" / stem, force=force)
-            write_image(Image(image.array, meta), out / split / "hq" / stem, force=force)
-        counts[split] = len(jobs)
+            rng = np.random.default_rng([split == "test", k])
+            if split == "train":
+                tags = [f"r{r}" for r in range(realizations)]
+                fractions = list(np.exp(rng.uniform(*np.log(TRAIN_FRACTIONS), size=realizations)))
+            else:
+                tags, fractions = list(TEST_FRACTIONS), list(TEST_FRACTIONS.values())
+            lows = low_dose(image, fractions, scan_dose=scan_dose_of(image, real), seed=1000 * (split == "test") + k)
+            for tag, low in zip(tags, lows):
+                write_image(Image(low, meta), out / split / "lq" / f"{name}_{tag}.npz", force=force)
+                write_image(Image(image.array, meta), out / split / "hq" / f"{name}_{tag}.npz", force=force)
+                n += 1
+        counts[split] = n
     return counts
 
 
@@ -112,10 +164,12 @@ EXAMPLE = "J2K_pixelrep_mismatch.dcm"
 
 
 def write_example(folder: Path, *, force: bool = False) -> tuple[Path, Path]:
-    """The shipped example: the held-out real slice at quarter dose (the same draw as the test pair) and its
+    """The shipped example: the held-out real slice at 1/4 of its own dose (the held-out test pair's draw) and its
     full-dose reference, as DICOM derived from pydicom's test file, with a sample identity instead of its own."""
     image = real_ct(EXAMPLE)
-    low = Image(quarter_dose(image, seed=1000), image.meta)  # seed of test item 0 in write_ldct_pairs
+    k = [n for n, s in REAL_SPLIT.items() if s == "test"].index(EXAMPLE)
+    low_hu = low_dose(image, list(TEST_FRACTIONS.values()), scan_dose=scan_dose_of(image, True), seed=1000 + k)[0]
+    low = Image(low_hu, image.meta)
     paths = []
     for name, img, text in [("ldct_example.dcm", low, "quarter-dose (simulated)"), ("ldct_reference.dcm", image, "full dose")]:
         for ds in img.meta.source:
@@ -129,7 +183,7 @@ def write_ldct_folders(out: Path, *, force: bool = False) -> dict[str, int]:
     counts = {}
     for split in ("train", "test"):
         items = ldct_sources(split)
-        for name, image in items:
+        for name, image, _ in items:
             meta = ImageMeta(modality="CT", units="HU", spacing=image.meta.spacing)
             write_image(Image(image.array, meta), out / split / f"{name}.npz", force=force)
         counts[split] = len(items)
@@ -139,9 +193,8 @@ def write_ldct_folders(out: Path, *, force: bool = False) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Write the offline CT slices (HU, .npz), optionally as quarter-dose pairs.")
     p.add_argument("out", type=Path)
-    p.add_argument("--pairs", action="store_true", help="write {train,test}/{lq,hq} quarter-dose pairs")
-    p.add_argument("--realizations", type=int, default=4, help="noise draws per training slice (with --pairs)")
-    p.add_argument("--dose", type=float, default=0.25)
+    p.add_argument("--pairs", action="store_true", help="write {train,test}/{lq,hq} low-dose pairs")
+    p.add_argument("--realizations", type=int, default=10, help="noise draws per training slice (with --pairs)")
     p.add_argument("--example", action="store_true", help="write the shipped example DICOMs into OUT instead")
     p.add_argument("--force", action="store_true")
     args = p.parse_args(argv)
@@ -150,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {low} and {ref}")
         return
     if args.pairs:
-        counts = write_ldct_pairs(args.out, realizations=args.realizations, dose=args.dose, force=args.force)
+        counts = write_ldct_pairs(args.out, realizations=args.realizations, force=args.force)
     else:
         counts = write_ldct_folders(args.out, force=args.force)
     print(f"wrote {counts['train']} training and {counts['test']} held-out items under {args.out}")

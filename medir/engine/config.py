@@ -53,8 +53,10 @@ class DatasetConfig:
     to physical units (e.g. PNG grey levels to pseudo-HU) before simulation. ``patch_size`` is the low-quality
     patch side (the high-quality patch is ``scale`` times larger); null means whole slices (validation only).
     ``min_std`` drops near-empty slices (volume ends); ``simulate_on: patch`` degrades the cropped patch instead of
-    the whole slice (much cheaper, physically approximate for CT); ``seed`` fixes the validation set's simulated
+    the whole slice (cheaper; tasks whose physics needs the whole slice, such as ct-lowdose, simulate the slice and crop); ``seed`` fixes the validation set's simulated
     noise (training samples follow ``train.seed``); ``max_items`` caps the validation set (evenly spaced slices).
+    ``allow_lossy`` accepts lossy-compressed DICOM targets (refused by default). ``cache_draws`` > 0 keeps that
+    many whole-slice simulations per slice in memory and crops patches from them (for slow simulators such as CT).
     ``labelled``: ``root/images`` and ``root/labels`` with matching file names (integer label maps), for
     segmentation methods; ``preset`` maps the images to the network, labels move with them (nearest only).
     """
@@ -69,6 +71,8 @@ class DatasetConfig:
     rescale: tuple[float, float] | None = None
     min_std: float = 0.0
     simulate_on: Literal["slice", "patch"] = "slice"
+    allow_lossy: bool = False
+    cache_draws: int = 0
     augment: bool = True
     max_items: int | None = None
     seed: int = 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medir.physics.ct import I0_REFERENCE, simulate_ct_lowdose
+from medir.physics.ct import DETECTOR_MM, I0_REFERENCE, simulate_ct_lowdose
 from medir.physics.mri import MRI_PROTOCOLS, SCALES, simulate_mri_sr, simulate_path_sr
 from medir.physics.optics import simulate_endo_smoke
 from medir.physics.pet import PET_PROTOCOLS, simulate_pet_lowcount
@@ -14,18 +14,25 @@ _POS = dict(lo=0.0, lo_open=True)
 
 CT_LOWDOSE = TaskSpec(
     name="ct-lowdose",
-    description="low-dose CT: HU -> parallel-beam sinogram -> Poisson photons at I0 x dose -> FBP -> HU",
+    description="low-dose CT by noise insertion: the scan + FBP(noisy sinogram) - FBP(clean sinogram) at dose x I0",
     modality="CT",
     channels=None,
     fn=simulate_ct_lowdose,
     params=(
         Param("dose", 0.25, "fraction of the reference dose (0.25 = quarter dose)", hi=1e3, hint="e.g. 0.25", **_POS),
-        Param("i0", I0_REFERENCE, "full-dose photons per ray", **_POS),
-        Param("electronic_noise", 0.0, "Gaussian electronic noise std, photons per ray", lo=0.0),
+        Param("i0", I0_REFERENCE, "full-dose photons per detector element per rotation (calibrated: "
+              "docs/physics_calibration.md)", **_POS),
+        Param("scan_dose", 1.0, "dose of the input scan (noise already in it); None = noiseless phantom", **_POS),
+        Param("electronic_noise", 0.0, "Gaussian electronic noise std, photons per element and view", lo=0.0),
         Param("pixel_size_mm", 1.0, "pixel size in mm (the CLI takes it from the file)", **_POS),
-        Param("views", None, "projection angles over 180 degrees (default max(H, W))", lo=1),
-        Param("window", "ramp", "FBP filter apodisation", choices=FILTER_WINDOWS),
-        Param("noise", True, "False gives the noiseless FBP (same artefacts, no noise)", choices=(True, False)),
+        Param("detector_mm", DETECTOR_MM, "detector element width at the isocentre, mm", **_POS),
+        Param("views", None, "projection angles over 180 degrees (default: the angular Nyquist, pi/2 x detector "
+              "elements)", lo=1),
+        Param("window", "hann", "FBP filter apodisation (cut off at the detector's Nyquist)", choices=FILTER_WINDOWS),
+        Param("bowtie", 1.0, "relative flux 250 mm off the isocentre (1 = flat, 0.3 = a typical bowtie)", hi=1.0,
+              **_POS),
+        Param("tube_modulation", False, "angular tube-current modulation ~ sqrt(attenuation)", choices=(True, False)),
+        Param("noise", True, "False returns the scan unchanged", choices=(True, False)),
     ),
 )
 

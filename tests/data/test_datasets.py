@@ -219,3 +219,48 @@ def test_simulated_ct_uses_each_files_pixel_size(tmp_path):
     fixed = PairSource(slices, task="ct-lowdose", params={"dose": 0.25, "pixel_size_mm": 2.0}, simulate=spy)
     fixed.pair(0, torch.Generator().manual_seed(0))
     assert calls[-1] == 2.0
+
+
+def test_lossy_dicom_target_is_refused_unless_allowed(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    lossy = get_testdata_file("693_J2KI.dcm")  # JPEG 2000 at ~338:1, LossyImageCompression 01
+    (tmp_path / "hq").mkdir()
+    (tmp_path / "hq" / "lossy.dcm").write_bytes(open(lossy, "rb").read())
+    cfg = DatasetConfig(kind="simulated", root=str(tmp_path / "hq"), task="toy-noise", preset="ct", patch_size=16)
+    with pytest.raises(ConfigError) as err:
+        build_train_set(cfg, seed=0, simulate=noisy)
+    assert "lossy" in str(err.value) and "allow_lossy" in str(err.value) and "\n" not in str(err.value)
+    cfg.allow_lossy = True
+    pytest.importorskip("PIL.Jpeg2KImagePlugin")
+    try:
+        ds = build_train_set(cfg, seed=0, simulate=noisy)
+    except ConfigError as e:  # no JPEG 2000 decoder installed: the refusal above is what this test is about
+        pytest.skip(f"cannot decode JPEG 2000 here: {e}")
+    assert ds[0]["lq"].shape == (1, 16, 16)
+
+
+def test_ct_patches_have_the_noise_of_their_slice(tmp_path):
+    """simulate_on: patch must give the same CT noise as simulating the whole slice and cropping."""
+    from medir.physics import simulate
+
+    n, pixel = 96, 2.0
+    c = np.arange(n) - n / 2 + 0.5
+    body = np.where(np.hypot(c[:, None], c[None, :]) < 0.42 * n, 0.0, -1000.0).astype(np.float32)
+    np.savez(tmp_path / "water.npz", image=body, spacing=np.array([pixel, pixel]))
+    params = {"dose": 0.25, "scan_dose": None, "detector_mm": 2.0}
+    stds = {}
+    for mode in ("slice", "patch"):
+        cfg = DatasetConfig(kind="simulated", root=str(tmp_path), task="ct-lowdose", preset="ct", patch_size=24,
+                            params=params, simulate_on=mode, augment=False, cache_draws=3)
+        ds = build_train_set(cfg, seed=0, simulate=simulate)
+        res = []
+        for index in range(12):
+            s = ds[index]
+            lq, hq = ((s[k] * s["span"] + s["offset"]).numpy() for k in ("lq", "hq"))
+            inside = hq > -500
+            if inside.sum() > 100:
+                res.append((lq - hq)[inside].std())
+        stds[mode] = float(np.mean(res))
+    assert stds["patch"] / stds["slice"] == pytest.approx(1.0, abs=0.10)
+    assert 1.0 < stds["slice"] < 200.0

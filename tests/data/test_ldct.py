@@ -1,0 +1,42 @@
+"""The LDCT data recipe: lossless targets only, disjoint splits, each real scan's own dose."""
+
+import numpy as np
+import pytest
+import torch
+
+from medir.data.ldct import PSEUDO_SPLIT, REAL_SPLIT, real_ct
+from medir.errors import MedirError
+from medir.physics.ct import LowDoseCT
+from medir.physics.ct_noise import estimate_scan_dose, neighbour_correlation, nps_peak
+
+
+def test_lossy_slice_is_refused_as_a_target():
+    with pytest.raises(MedirError, match="lossy"):
+        real_ct("693_J2KI.dcm")  # JPEG 2000 at ~338:1
+
+
+def test_splits_share_no_slice():
+    train = {n for n, s in REAL_SPLIT.items() if s == "train"}
+    test = {n for n, s in REAL_SPLIT.items() if s == "test"}
+    assert train and test and not train & test
+    assert "693_J2KI.dcm" not in REAL_SPLIT  # the lossy copy of a training slice is never used
+    assert not {z for z, _ in PSEUDO_SPLIT["train"]} & {z for z, _ in PSEUDO_SPLIT["test"]}
+
+
+def test_scan_dose_is_recovered_from_a_scans_own_noise():
+    """A phantom scanned at 0.3 x the reference dose reads as a 0.3-dose scan."""
+    n, pixel = 128, 2.0
+    c = np.arange(n) - n / 2 + 0.5
+    body = np.where(np.hypot(c[:, None], c[None, :]) < 0.45 * n, 40.0, -1000.0).astype(np.float32)
+    op = LowDoseCT(dose=0.3, scan_dose=None, pixel_size_mm=pixel, detector_mm=2.0)
+    noisy = body + op.noise(torch.from_numpy(body)[None, None], generator=torch.Generator().manual_seed(0))[0, 0].numpy()
+    assert estimate_scan_dose(noisy, pixel_mm=pixel, detector_mm=2.0) == pytest.approx(0.3, rel=0.3)
+
+
+def test_inserted_noise_is_correlated_like_ct_noise():
+    n, pixel = 128, 0.5
+    op = LowDoseCT(dose=0.25, scan_dose=None, pixel_size_mm=pixel)
+    noise = op.noise(torch.zeros(1, 1, n, n), generator=torch.Generator().manual_seed(0))[0, 0].numpy()
+    white = np.random.default_rng(0).normal(size=(n, n))
+    assert neighbour_correlation(noise) > 0.5 and abs(neighbour_correlation(white)) < 0.05
+    assert 0.1 < nps_peak(noise[32:96, 32:96], pixel_mm=pixel) < 0.45  # a standard kernel peaks at 0.2-0.4 c/mm
