@@ -51,4 +51,4 @@ def test_default_gives_sam_like_counts_on_a_512_slice(brain):
         fine = ClassicalSegmenter(max_regions=None)(image, modality=modality)
         assert 20 <= coarse.num_regions <= 41  # tens, like SAM's everything mode (40 + background)
         assert fine.num_regions > 3 * coarse.num_regions
-        assert region_purity(coarse.labels, truth)[1] >= 0.93  # pixel-weighted: large regions stay in tissue
+        assert region_purity(coarse.labels, truth)[1] >= 0.9  # pixel-weighted: large regions stay in tissue (0.93 measured on the hard-label phantom)
