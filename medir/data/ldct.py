@@ -4,14 +4,15 @@ Everything here ships inside installed packages, so anyone can regenerate the da
 
 - real CT slices, all lossless (a lossy target teaches a model to erase texture, so lossy DICOM is refused):
   ``693_UNCR.dcm`` (head, 512x512, 0.48 mm; the uncompressed original of pydicom's lossy ``693_J2KI.dcm``,
-  from the ``pydicom-data`` package) and ``J2K_pixelrep_mismatch.dcm`` (head, 512x512, 0.43 mm, lossless JPEG 2000, pydicom);
+  from the ``pydicom-data`` package), ``explicit_VR-UN.dcm`` (abdomen, 512x512, 0.86 mm, lossless JPEG 2000,
+  ``pydicom-data``) and ``J2K_pixelrep_mismatch.dcm`` (head, 512x512, 0.43 mm, lossless JPEG 2000, pydicom);
 - pseudo-CT head slices built from the MNI ICBM152 2009a grey/white-matter maps that ship
   with nilearn: tissue fractions mapped to HU (grey 40, white 28, CSF 8), a skull of
   cortical bone and diploe grown around the brain, scalp, air at -1000 HU; training slices at 1 mm
   (the template's grid) and, every other one, at 0.5 mm like clinical head CT.
 
 Split: ``J2K_pixelrep_mismatch.dcm`` and pseudo-CT slices z >= 110 are held out (test, never trained on);
-``693_UNCR.dcm`` and pseudo-CT slices 40 <= z < 100 are for training, so no slice is shared. pydicom's
+``693_UNCR.dcm``, ``explicit_VR-UN.dcm`` and pseudo-CT slices 40 <= z < 100 are for training, so no slice is shared. pydicom's
 ``CT_small.dcm`` is not used (noisy, and its body is cut by the field of view).
 
 Noise (``ct-lowdose``, noise insertion: the target is the scan itself). A real scan already carries the noise of
@@ -40,7 +41,10 @@ from medir.io import Image, ImageMeta, read_image, write_image
 
 # CT_small.dcm (neck, 128x128) is left out: its own noise is ~23 HU (a noisy target) and its body is cut by the
 # field of view (the simulated attenuation, hence the noise, would be wrong).
-REAL_SPLIT = {"693_UNCR.dcm": "train", "J2K_pixelrep_mismatch.dcm": "test"}
+# explicit_VR-UN.dcm (abdomen with kidneys and liver, 0.86 mm, lossless JPEG 2000, pydicom-data) gives the model body
+# CT texture beside the heads. Left out: bad_sequence.dcm (a zoomed spine whose body is cut by the field of view) and
+# eCT_Supplemental.dcm (a processed brain without skull or air, not a raw scan).
+REAL_SPLIT = {"693_UNCR.dcm": "train", "explicit_VR-UN.dcm": "train", "J2K_pixelrep_mismatch.dcm": "test"}
 # (MNI z index, pixel size in mm): 1 mm as in the template, and 0.5 mm like clinical head CT (more noise per pixel).
 PSEUDO_SPLIT = {
     "train": [(z, 1.0) for z in range(40, 100, 3)] + [(z, 0.5) for z in range(41, 100, 6)],
