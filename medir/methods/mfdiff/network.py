@@ -49,6 +49,11 @@ class MFdiff(nn.Module):
         if aux not in AUX:
             raise ValueError(f"aux='{aux}': use one of {', '.join(AUX)}")
         self.aux, self.diffusion = aux, bool(diffusion)
+        self.arch_args = {"aux": aux, "branches": list(branches), "diffusion": bool(diffusion), "width": width,
+                          "mults": list(mults), "attention": list(attention), "res_blocks": res_blocks,
+                          "fusion_width": fusion_width, "fusion_channels": fusion_channels, "heads": heads,
+                          "kv_pool": kv_pool, "encoder_blocks": encoder_blocks, "decoder_blocks": decoder_blocks,
+                          "timesteps": timesteps, "beta_start": beta_start, "beta_end": beta_end}
         self.fusion = (FeatureFusion(width=fusion_width, out_channels=fusion_channels, branches=tuple(branches),
                                      heads=heads, kv_pool=kv_pool, encoder_blocks=encoder_blocks,
                                      decoder_blocks=decoder_blocks) if aux == "fusion" else None)
