@@ -155,3 +155,30 @@ def test_restore_aux_refuses_bad_pairs_in_one_line(mfdiff_model, tmp_path, capsy
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and word in err[0], err
     assert not (tmp_path / "o.nii.gz").exists()
+
+
+def test_recipes_load_and_unknown_keys_are_errors(tmp_path):
+    from pathlib import Path
+
+    from medir.errors import ConfigError
+    from medir.methods.mfdiff.recipe import load_recipe
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    tiny, base = load_recipe(root / "mfdiff_tiny.yaml"), load_recipe(root / "mfdiff_base.yaml")
+    assert tiny.size == "tiny" and base.external.steps == 50000 and base.data.size == 192
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("variant: mfdiff\nexternal: {step: 3}\n")
+    with pytest.raises(ConfigError, match="step"):
+        load_recipe(bad)
+
+
+@pytest.mark.slow  # simulates 4 phantom slices with OSEM (about 20 s on a busy CPU)
+def test_recipe_trains_and_writes_a_model_file(tmp_path):
+    from medir.methods.mfdiff.recipe import DataRecipe, Recipe, StageRecipe, run_recipe
+
+    stage = StageRecipe(steps=2, batch=2, crop=16)
+    recipe = Recipe(network=MICRO, data=DataRecipe(size=32, external_subjects=1, internal_subjects=1, slices=2),
+                    external=stage, internal=stage)
+    path = run_recipe(recipe, tmp_path / "m")
+    net, card = load_network(path)
+    assert card.training["stages"]["internal"]["pairs"] == 2 and net.diffusion
