@@ -253,9 +253,10 @@ def main() -> None:
     sets = datasets(args)
     out = [f"# MFdiff benchmark (`python benchmarks/mfdiff.py {' '.join(sys.argv[1:])}`)".rstrip(), ""]
     sections = set(args.sections.split(","))
+    net = None
     if "ablation" in sections:
         net = ablation(sets, args, out)["mfdiff"]
-    else:  # only the long MFdiff run, for the sampler and uncertainty sections
+    elif sections & {"samplers", "profile", "uncertainty"}:  # only the long MFdiff run, for the sampler and uncertainty sections
         net, secs = train_variant("mfdiff", sets["external"], argparse.Namespace(**{**vars(args),
                                                                                    "steps": args.long_steps}), 0)
         m = image_metrics(restore(net, sets["test"])[0], sets["test"].high)

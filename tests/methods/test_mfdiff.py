@@ -163,8 +163,8 @@ def test_recipes_load_and_unknown_keys_are_errors(tmp_path):
     from medir.errors import ConfigError
     from medir.methods.mfdiff.recipe import load_recipe
 
-    root = Path(__file__).resolve().parents[2] / "configs"
-    tiny, base = load_recipe(root / "mfdiff_tiny.yaml"), load_recipe(root / "mfdiff_base.yaml")
+    root = Path(__file__).resolve().parents[2] / "configs" / "mfdiff"
+    tiny, base = load_recipe(root / "tiny.yaml"), load_recipe(root / "base.yaml")
     assert tiny.size == "tiny" and base.external.steps == 50000 and base.data.size == 192
     bad = tmp_path / "bad.yaml"
     bad.write_text("variant: mfdiff\nexternal: {step: 3}\n")

@@ -1,6 +1,6 @@
-"""Train an MFdiff model file from a YAML recipe (configs/mfdiff_*.yaml): simulate, two stages, save.
+"""Train an MFdiff model file from a YAML recipe (configs/mfdiff/*.yaml): simulate, two stages, save.
 
-    python -m medir.methods.mfdiff.recipe configs/mfdiff_tiny.yaml -o runs/mfdiff_tiny [--force]
+    python -m medir.methods.mfdiff.recipe configs/mfdiff/tiny.yaml -o runs/mfdiff_tiny [--force]
 
 The result is a medir model file for ``medir restore PET --aux MR --model runs/mfdiff_tiny``. medir's generic
 training loop (``medir train``) reads paired or simulated single-image data; PET/MR pairs go through this recipe.
