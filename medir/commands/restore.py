@@ -35,6 +35,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--shard", help="i/N: process every N-th input starting at i (split a job across processes)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs (of the same inputs)")
+    g = p.add_argument_group("PET with MR (MFdiff models)")
+    g.add_argument("--aux", metavar="MR", help="the co-registered MR series or volume of the one PET input, on the "
+                                               "same grid; needs --model with an MFdiff model")
+    g.add_argument("--uncertainty", action="store_true",
+                   help="also write the per-pixel std over --samples draws beside the image (NAME_uncertainty)")
+    g.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim", help="ddim (deterministic, default) or "
+                                                                               "ddpm (ancestral, the paper's)")
+    g.add_argument("--steps", type=int, default=None, help="sampler steps (default: 50 for ddim, 1000 for ddpm)")
+    g.add_argument("--samples", type=int, default=None, help="draws averaged per slice (default 1; 4 with "
+                                                             "--uncertainty)")
 
 
 def example_path() -> Path:
@@ -96,9 +106,92 @@ def restore_one(item, out: Path, overwrite: bool, models: ModelCache, args) -> N
     write_image(restored, out, force=overwrite, description=f"medir restored ({card.task})", model=name)
 
 
+def uncertainty_path(out: Path) -> Path:
+    """``NAME_uncertainty.EXT`` beside ``out`` (``.nii.gz`` kept whole; a series folder gets the suffix)."""
+    name = out.name
+    for ext in (".nii.gz", *(out.suffixes[-1:] if out.suffix else ())):
+        if name.endswith(ext):
+            return out.with_name(name[: -len(ext)] + "_uncertainty" + ext)
+    return out.with_name(name + "_uncertainty")
+
+
+def check_pair_args(args: argparse.Namespace) -> None:
+    """One-line errors for the --aux options, before any work."""
+    if not args.aux:
+        if args.uncertainty or args.steps is not None or args.samples is not None or args.sampler != "ddim":
+            raise InputError("--uncertainty, --sampler, --steps and --samples apply to diffusion models with --aux MR")
+        return
+    if not args.model:
+        raise InputError("--aux needs --model: an MFdiff model file (train one, see docs/methods/mfdiff.md)")
+    if args.samples is None:
+        args.samples = 4 if args.uncertainty else 1
+    if args.steps is None:
+        args.steps = 50 if args.sampler == "ddim" else 1000
+    if args.samples < 1 or (args.uncertainty and args.samples < 2):
+        raise InputError(f"--samples {args.samples}: give at least {2 if args.uncertainty else 1} "
+                         f"({'a std needs two draws' if args.uncertainty else 'one draw'})")
+    if not 1 <= args.steps <= 1000:
+        raise InputError(f"--steps {args.steps}: choose 1 to 1000 (the diffusion's T)")
+
+
+def restore_pair(item, outs: list[Path], overwrite: bool, network, card, mr_item, args) -> None:
+    """PET ``item`` restored slice by slice with the MR ``mr_item`` (same grid); image (+ uncertainty) written."""
+    from medir.engine.modelfile import check_modality
+    from medir.io import write_image
+    from medir.io.image import Image
+    from medir.methods.mfdiff.modelfile import check_same_grid, restore_volume
+
+    pet = read_input(item, modality=args.modality)
+    mr = read_input(mr_item)
+    if not args.allow_modality_mismatch:
+        check_modality(card, pet.meta.modality, model=args.model, what=item.label)
+    check_same_grid(pet, mr, pet_name=item.label, mr_name=mr_item.label)
+    if pet.meta.channels != 1:
+        raise InputError(f"{item.label} has {pet.meta.channels} channels: MFdiff restores single-channel PET")
+    mean, std = restore_volume(network, pet.slices(), mr.slices(), sampler=args.sampler, steps=args.steps,
+                               samples=args.samples, device=args.device, progress=True)
+    desc = f"medir restored ({card.task}, {args.sampler} {args.steps} steps x {args.samples})"
+    write_image(Image(mean.reshape(pet.array.shape), pet.meta), outs[0], force=overwrite, description=desc,
+                model=args.model)
+    if args.uncertainty:
+        write_image(Image(std.reshape(pet.array.shape), pet.meta), outs[1], force=overwrite,
+                    description=f"medir uncertainty: per-pixel std of {args.samples} samples", model=args.model)
+
+
+def run_pair(args: argparse.Namespace, found) -> int:
+    """``--aux``: one PET input and its MR, restored by an MFdiff model."""
+    from medir.io import discover
+    from medir.methods.mfdiff.modelfile import load_network
+
+    if len(found.items) != 1:
+        raise InputError(f"--aux pairs one PET input with one MR, but {len(found.items)} inputs were found: "
+                         "restore one PET series or volume at a time")
+    aux = discover([args.aux])
+    if len(aux.items) != 1 or aux.items[0].kind == "invalid":
+        why = aux.items[0].reason if len(aux.items) == 1 else f"{len(aux.items)} series or files found"
+        raise InputError(f"--aux {args.aux}: need exactly one MR series or volume ({why})")
+    network, card = load_network(args.model, device=args.device)
+    items = found.items
+    settings = {"model": args.model, "aux": str(args.aux), "sampler": args.sampler, "steps": args.steps,
+                "samples": args.samples, "uncertainty": args.uncertainty, "modality": args.modality,
+                "allow_mismatch": args.allow_modality_mismatch}
+
+    def plan(item) -> list[Path]:
+        out = output_path(item, args.output, items)
+        return [out, uncertainty_path(out)] if args.uncertainty else [out]
+
+    report = run_batch(
+        found, "restore", force=args.force, plan=plan,
+        work=lambda item, outs, overwrite: restore_pair(item, outs, overwrite, network, card, aux.items[0], args),
+        ledger=Ledger(output_root(args.output, items), "restore", settings),
+    )
+    return report.exit_code("restore")
+
+
 def run(args: argparse.Namespace) -> int:
     from medir.io import discover
 
+    check_pair_args(args)
     check_tiling_args(tile=args.tile, overlap=args.overlap, batch=args.batch)
     check_device(args.device)
     if args.modality:
@@ -116,6 +209,8 @@ def run(args: argparse.Namespace) -> int:
     if not found.items:
         raise InputError("no inputs to restore (empty folder or empty shard): check the paths")
     check_output_folder(args.output, found.items)
+    if args.aux:
+        return run_pair(args, found)
     models = ModelCache(args.model, args.device)
     if args.model:
         models.get(args.model)  # a bad --model fails once, before any input is read
