@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from medir.errors import MedirError
@@ -44,9 +45,37 @@ def _wanted_command(argv: list[str] | None) -> str | None:
     return next((a for a in args if a in COMMANDS), None)
 
 
+NEGATIVE = re.compile(r"^-(\d|\.\d)")
+
+
+def join_negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``--window -160,240`` -> ``--window=-160,240``: argparse takes a value starting with '-' for an option
+    unless it is a plain number, so lists such as ``-160,240`` or ``-5,0,10,20`` are joined to their option."""
+    takes_value = set()
+    for action in _all_actions(parser):
+        if action.option_strings and action.nargs is None and not isinstance(action, argparse._StoreConstAction):
+            takes_value.update(action.option_strings)
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1] in takes_value and NEGATIVE.match(token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
+def _all_actions(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        yield action
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _all_actions(sub)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_negative_values(parser, argv))
     if args.command is None:
         parser.print_help()
         return 2
@@ -58,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"medir {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # disk full, permissions, vanished files: the user's to fix, not a medir bug
+        where = f": {err.filename}" if err.filename else ""
+        print(f"medir {args.command}: error: {err.strerror or err}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

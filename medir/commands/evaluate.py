@@ -1,4 +1,5 @@
-"""``medir evaluate --pred P --target T``: PSNR, SSIM, NMSE, RMSE per file, in physical units."""
+"""``medir evaluate --pred P --target T``: PSNR, SSIM, NMSE, RMSE per file (or per pair of files at the same
+relative path in two folders, e.g. two medir output folders), in physical units."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from medir.errors import InputError
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pred", required=True, type=Path, help="restored file or folder")
-    p.add_argument("--target", required=True, type=Path, help="reference file or folder (matched by file name)")
+    p.add_argument("--target", required=True, type=Path,
+                   help="reference file or folder (folders: pairs matched by relative path)")
     p.add_argument(
         "--data-range", default="target",
         help="'target' (per image: target max - min, the default) or a fixed number (e.g. 400 for the CT window)",
@@ -27,16 +29,57 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite existing --csv / --figure files")
 
 
-def _pairs(pred: Path, target: Path) -> list[tuple[Path, Path]]:
-    from medir.io import collect_inputs
+def _pairs(pred: Path, target: Path) -> list[tuple]:
+    """(restored item, reference item) pairs: two files, or two folders matched by relative path
+    (DICOM series by their folder), so two output folders of medir compare directly."""
+    from medir.io import InputItem, discover
 
-    if not pred.is_dir() or (pred.is_dir() and not target.is_dir()):
-        return [(pred, target)]
-    targets = {it.path.name: it.path for it in collect_inputs([target])}
-    pairs = [(it.path, targets[it.path.name]) for it in collect_inputs([pred]) if it.path.name in targets]
+    for path, flag in ((pred, "--pred"), (target, "--target")):
+        if not path.exists():
+            raise InputError(f"{flag} {path} does not exist: check the path")
+    if not (pred.is_dir() and target.is_dir()):
+        return [(InputItem(pred, "file"), InputItem(target, "file"))]
+    preds, targets = _by_relative_path(discover([pred])), _by_relative_path(discover([target]))
+    if len(preds) == 1 and len(targets) == 1:
+        return [(next(iter(preds.values())), next(iter(targets.values())))]
+    pairs = [(item, targets[key]) for key, item in sorted(preds.items()) if key in targets]
     if not pairs:
-        raise InputError(f"no file in {pred} has a same-named reference in {target}: match the names")
+        raise InputError(f"no input in {pred} has a reference at the same relative path in {target}: match the names")
+    unmatched = len(preds) - len(pairs)
+    if unmatched:
+        print(f"{unmatched} input(s) in {pred} have no reference at the same relative path in {target}: not scored")
     return pairs
+
+
+def _by_relative_path(found) -> dict:
+    """Readable items by their path below the folder given (the folder itself, a series, is '.')."""
+    out = {}
+    for item in found.items:
+        if item.kind == "invalid":
+            continue
+        out["." if item.path.resolve() == found.root else item.label] = item
+    return out
+
+
+def _read(item, modality: str | None):
+    from medir.io import read_image, read_item
+
+    return read_image(item.path, modality=modality) if item.kind == "file" else read_item(item, modality=modality)
+
+
+def _check_outputs(args) -> None:
+    """--csv and --figure: writable and not already there (unless --force), before any image is read."""
+    from medir.commands._common import check_writable
+    from medir.engine.atomic import refuse_overwrite
+
+    for flag, path in (("--csv", args.csv), ("--figure", args.figure)):
+        if path is not None:
+            check_writable(path, flag)
+            refuse_overwrite(path, args.force)
+    if args.input is not None and not args.input.exists():
+        raise InputError(f"--input {args.input} does not exist: check the path")
+    _data_range(args.data_range)
+    _window(args, "OT")
 
 
 def _window(args, modality: str):
@@ -49,6 +92,8 @@ def _window(args, modality: str):
             lo, hi = (float(v) for v in args.window.split(","))
         except ValueError:
             raise InputError(f"--window '{args.window}' is not lo,hi (e.g. -160,240)")
+        if not lo < hi:
+            raise InputError(f"--window {args.window}: need lo < hi (e.g. -160,240)")
         return lo, hi
     preset = DEFAULT_PRESET_FOR_MODALITY.get(modality)
     return get_preset(preset).eval_window if preset else None
@@ -66,15 +111,13 @@ def _data_range(text: str):
     return value
 
 
-def read_pair(pred_path: Path, target_path: Path, args):
+def read_pair(pred_item, target_item, args):
     """The restored image and its reference, checked (usable, same shape)."""
-    from medir.io import read_image
-
-    pred, target = read_image(pred_path, modality=args.modality), read_image(target_path, modality=args.modality)
-    pred.validate(pred_path.name)
-    target.validate(target_path.name)
+    pred, target = _read(pred_item, args.modality), _read(target_item, args.modality)
+    pred.validate(pred_item.label)
+    target.validate(target_item.label)
     if pred.array.shape != target.array.shape:
-        raise InputError(f"{pred_path.name} is {pred.array.shape} but its reference is {target.array.shape}")
+        raise InputError(f"{pred_item.label} is {pred.array.shape} but its reference is {target.array.shape}")
     return pred, target
 
 
@@ -96,12 +139,13 @@ def score_pair(name: str, pred, target, args) -> dict:
 
 
 def _table(rows: list[dict]) -> str:
-    lines = [f"{'file':<32} {'PSNR dB':>9} {'SSIM':>7} {'NMSE':>10} {'RMSE':>10}"]
+    width = max(32, *(len(r["file"]) for r in rows))
+    lines = [f"{'file':<{width}} {'PSNR dB':>9} {'SSIM':>7} {'NMSE':>10} {'RMSE':>10}"]
     for r in rows:
-        lines.append(f"{r['file'][:32]:<32} {r['psnr']:9.3f} {r['ssim']:7.4f} {r['nmse']:10.3e} {r['rmse']:10.3f}")
+        lines.append(f"{r['file']:<{width}} {r['psnr']:9.3f} {r['ssim']:7.4f} {r['nmse']:10.3e} {r['rmse']:10.3f}")
     if len(rows) > 1:
         mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("psnr", "ssim", "nmse", "rmse")}
-        lines.append(f"{'mean':<32} {mean['psnr']:9.3f} {mean['ssim']:7.4f} {mean['nmse']:10.3e} {mean['rmse']:10.3f}")
+        lines.append(f"{'mean':<{width}} {mean['psnr']:9.3f} {mean['ssim']:7.4f} {mean['nmse']:10.3e} {mean['rmse']:10.3f}")
     return "\n".join(lines)
 
 
@@ -132,10 +176,11 @@ def _figure(args, row: dict, pred, target) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    _check_outputs(args)
     rows, first = [], None
-    for pred_path, target_path in _pairs(args.pred, args.target):
-        pred, target = read_pair(pred_path, target_path, args)
-        rows.append(score_pair(pred_path.name, pred, target, args))
+    for pred_item, target_item in _pairs(args.pred, args.target):
+        pred, target = read_pair(pred_item, target_item, args)
+        rows.append(score_pair(pred_item.label, pred, target, args))
         first = first or (pred, target)  # kept for --figure; the others are not held in memory
     window, units = rows[0]["window"], rows[0]["units"]
     policy = "per-image target max - min" if args.data_range == "target" else f"fixed {args.data_range}"

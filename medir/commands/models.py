@@ -23,9 +23,9 @@ def run(args: argparse.Namespace) -> int:
     if not shipped:
         print("no shipped models yet: train one with `medir train CONFIG` and pass its folder to --model")
         return 0
-    print(f"{'name':<24} {'task':<16} {'modality':<8} {'arch':<12} metrics")
+    print(f"{'name':<24} {'task':<16} {'modalities':<10} {'arch':<12} metrics")
     for name, path in shipped.items():
         card = load_card(path)
         metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in card.metrics.items())
-        print(f"{name:<24} {card.task:<16} {card.modality:<8} {card.arch:<12} {metrics}")
+        print(f"{name:<24} {card.task:<16} {','.join(card.modalities):<10} {card.arch:<12} {metrics}")
     return 0

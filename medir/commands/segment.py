@@ -1,7 +1,8 @@
 """``medir segment IN... -o OUT``: write region partitions (label maps) and an overlay picture.
 
 Label maps follow the input's format: NIfTI in -> NIfTI out (same affine, integer labels), PNG/TIFF
--> PNG (8- or 16-bit), NPY/NPZ -> NPZ (``labels``), DICOM file or series -> NIfTI. Volumes are
+-> PNG (8- or 16-bit; more than 65535 regions -> 32-bit TIFF ``<name>_labels.tif``), NPY/NPZ -> NPZ
+(``labels``), DICOM file or series -> NIfTI. Outputs mirror the inputs below their common root. Volumes are
 segmented slice by slice (label ids are per slice). Next to each label map, ``<name>_overlay.png``
 shows the (middle) slice with the regions coloured and their boundaries drawn.
 """
@@ -14,8 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from medir.commands._common import check_item, parse_shard, run_batch, take_shard
+from medir.commands._common import (
+    Ledger, Result, check_output_folder, check_writable, output_root, parse_shard, read_input, run_batch,
+    single_output, take_shard,
+)
 from medir.errors import InputError
+
+
+LABEL_SUFFIXES = (".nii.gz", ".nii", ".png", ".npz", ".tif", ".tiff")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--modality", help="override the input's modality (CT, PT, MR, NM, SM); needed for NIfTI/PNG/NPY")
     p.add_argument("--cache", type=Path, help="folder caching partitions by image content and segmenter settings")
     p.add_argument("--shard", help="i/N: process every N-th input starting at i")
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs (of the same inputs)")
 
 
 def build_segmenter(spec: str, box: str | None, cache: Path | None):
@@ -62,17 +69,17 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
     return x0, y0, x1, y1
 
 
-def output_paths(item, output: Path, n_items: int) -> tuple[Path, Path]:
+def output_paths(item, output: Path, items: list) -> tuple[Path, Path]:
     """(label map path, overlay path) for one input; the label format follows the input's."""
-    name = item.path.name
-    stem = name[:-7] if name.lower().endswith(".nii.gz") else Path(name).stem
-    kind = item.kind
-    suffix = {"nifti": ".nii.gz", "raster": ".png", "numpy": ".npz"}.get(kind, ".nii.gz")
-    labels_name = output.name.lower()
-    if n_items == 1 and labels_name.endswith((".nii", ".nii.gz", ".png", ".npz")):
+    name = item.output_name
+    stem = name[:-7] if name.lower().endswith(".nii.gz") else Path(name).stem if item.kind != "series" else name
+    suffix = {"nifti": ".nii.gz", "raster": ".png", "numpy": ".npz"}.get(item.kind, ".nii.gz")
+    if single_output(output, items):
+        if not output.name.lower().endswith(LABEL_SUFFIXES):
+            raise InputError(f"-o {output.name}: label maps are written as {', '.join(LABEL_SUFFIXES)}")
         labels = output
     else:
-        labels = output / f"{stem}_labels{suffix}"
+        labels = output / item.rel.parent / f"{stem}_labels{suffix}"
     lname = labels.name
     base = lname[:-7] if lname.lower().endswith(".nii.gz") else Path(lname).stem
     base = base[: -len("_labels")] if base.endswith("_labels") else base
@@ -89,35 +96,50 @@ def segment_stack(segmenter, image) -> np.ndarray:
     return labels[0] if image.array.ndim == 2 else labels
 
 
-def segment_one(item, segmenter, args, n_items: int) -> None:
-    from medir.io import read_image
+def segment_one(item, outputs: list[Path], overwrite: bool, segmenter, args) -> Result:
     from medir.priors.base import check_tiling
 
-    labels_path, overlay_path = output_paths(item, args.output, n_items)
-    check_item(item, [labels_path, overlay_path], force=args.force)
-    image = read_image(item.path, modality=args.modality).validate(item.path.name)
+    labels_path, overlay_path = outputs
+    image = read_input(item, modality=args.modality).validate(item.label)
     labels = segment_stack(segmenter, image)
     for lab in labels.reshape(-1, *labels.shape[-2:]):
         check_tiling(lab)
     if labels.ndim == 3 and labels_path.suffix.lower() == ".png":
-        raise InputError(f"{item.path.name} is a volume: write its labels to .nii.gz or .npz, not PNG")
-    write_labels(labels, image, labels_path, force=args.force)
-    write_overlay(image, labels, overlay_path, force=args.force)
+        raise InputError(f"{item.label} is a volume: write its labels to .nii.gz or .npz, not PNG")
+    if labels_path.suffix.lower() == ".png" and labels.max() > np.iinfo(np.uint16).max:
+        wide = labels_path.with_suffix(".tif")
+        print(f"note: {item.label}: {int(labels.max())} regions do not fit a 16-bit PNG: labels written to {wide.name}")
+        labels_path = wide
+    write_labels(labels, image, labels_path, force=overwrite)
+    write_overlay(image, labels, overlay_path, force=overwrite)
+    return Result(outputs=[labels_path, overlay_path])
+
+
+def label_dtype(labels: np.ndarray) -> np.dtype:
+    """The smallest unsigned type holding the labels (uint8, uint16, else int32)."""
+    top = int(labels.max()) if labels.size else 0
+    return np.dtype(np.uint8 if top < 256 else np.uint16 if top < 65536 else np.int32)
 
 
 def write_labels(labels: np.ndarray, image, path: Path, *, force: bool) -> None:
-    """Integer label map ``(H, W)`` or ``(D, H, W)`` to NIfTI / PNG / NPZ, atomically."""
+    """Integer label map ``(H, W)`` or ``(D, H, W)`` to NIfTI / PNG (8/16-bit) / TIFF (32-bit) / NPZ, atomically."""
     from medir.engine.atomic import atomic_path
 
     name = path.name.lower()
-    dtype = np.uint8 if labels.max() < 256 else np.uint16 if labels.max() < 65536 else np.int32
+    dtype = label_dtype(labels)
     with atomic_path(path, force=force) as tmp:
         if name.endswith((".nii", ".nii.gz")):
             _write_nifti_labels(labels.astype(np.int16 if dtype != np.int32 else np.int32), image, tmp, path.name)
         elif name.endswith(".png"):
             from PIL import Image as PILImage
 
+            if dtype == np.int32:
+                raise InputError(f"{int(labels.max())} regions do not fit a 16-bit PNG: write .tif, .npz or .nii.gz")
             PILImage.fromarray(labels.astype(dtype)).save(tmp, format="PNG")
+        elif name.endswith((".tif", ".tiff")):
+            from PIL import Image as PILImage
+
+            PILImage.fromarray(labels.astype(np.int32)).save(tmp, format="TIFF", compression="tiff_deflate")
         else:
             with open(tmp, "wb") as f:
                 np.savez_compressed(f, labels=labels.astype(np.int32))
@@ -163,13 +185,31 @@ def write_overlay(image, labels: np.ndarray, path: Path, *, force: bool) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from medir.io import collect_inputs
+    from medir.io import discover
 
-    items = take_shard(collect_inputs(list(args.inputs)), parse_shard(args.shard))
-    if not items:
+    if args.modality:
+        from medir.io.image import normalize_modality
+
+        normalize_modality(args.modality)
+    if args.box is not None:
+        parse_box(args.box)
+    check_writable(args.output, "output")
+    if args.cache is not None:
+        check_writable(args.cache, "--cache")
+    found = discover(list(args.inputs))
+    found.items = take_shard(found.items, parse_shard(args.shard))
+    if not found.items:
         raise InputError("no inputs to segment (empty folder or empty shard): check the paths")
+    check_output_folder(args.output, found.items)
     segmenter = build_segmenter(args.segmenter, args.box, args.cache)  # a bad model fails once, up front
-    report, _ = run_batch(items, "segment", lambda item: segment_one(item, segmenter, args, len(items)))
+    items = found.items
+    settings = {"segmenter": args.segmenter, "box": args.box, "modality": args.modality}
+    report = run_batch(
+        found, "segment", force=args.force,
+        plan=lambda item: list(output_paths(item, args.output, items)),
+        work=lambda item, outs, overwrite: segment_one(item, outs, overwrite, segmenter, args),
+        ledger=Ledger(output_root(args.output, items), "segment", settings),
+    )
     if report.done:
-        print(f"segmented {report.done} of {report.total} input(s) into {args.output} with {segmenter.name}")
+        print(f"segmented {report.done} input(s) into {args.output} with {segmenter.name}")
     return report.exit_code("segment")

@@ -13,7 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from medir.commands._common import check_item, output_path, run_batch
+from medir.commands._common import (
+    Ledger, Result, check_output_folder, check_writable, output_path, output_root, parse_shard, read_input,
+    run_batch, take_shard,
+)
+from medir.commands._records import RECORDS_DIR
 from medir.errors import InputError, MedirError
 
 MANIFEST = "manifest.jsonl"
@@ -34,8 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="any other task parameter, repeatable (e.g. --param window=hann)")
     p.add_argument("--seed", type=int, default=0, help="base seed; each file's seed derives from it and its name")
-    p.add_argument("--modality", help="override the input's modality (CT, PT, MR, NM, SM)")
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--modality", help="override the input's modality (CT, PT, MR, NM, SM, ...)")
+    p.add_argument("--shard", help="i/N: process every N-th input starting at i (split a job across processes)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs (of the same inputs)")
 
 
 def list_tasks() -> str:
@@ -116,40 +121,57 @@ def _check_modality(image, spec, item_name: str) -> None:
                          f"pick the matching task or pass --modality {spec.modality}")
 
 
-def simulate_one(item, out: Path, spec, params: dict, args) -> dict:
-    from medir.io import read_image, write_image
+def simulate_one(item, out: Path, overwrite: bool, spec, params: dict, args, root: Path) -> Result:
+    from medir.io import write_image
 
-    check_item(item, [out], force=args.force)
-    image = read_image(item.path, modality=args.modality)
-    _check_modality(image, spec, item.path.name)
-    seed = file_seed(args.seed, item.path.name)
+    image = read_input(item, modality=args.modality)
+    _check_modality(image, spec, item.label)
+    seed = file_seed(args.seed, item.label)
     degraded, resolved = simulate_image(image, spec, params, seed)
     text = f"medir simulate {spec.name} " + " ".join(f"{k}={v}" for k, v in sorted(params.items()))
-    write_image(degraded, out, force=args.force, description=text.strip()[:200])
-    return {"task": spec.name, "params": {k: v for k, v in resolved.items() if k != "mu_map"}, "seed": seed,
-            "base_seed": args.seed, "source": item.path.name, "output": out.name,
+    write_image(degraded, out, force=overwrite, description=text.strip()[:200])
+    line = {"task": spec.name, "params": {k: v for k, v in resolved.items() if k != "mu_map"}, "seed": seed,
+            "base_seed": args.seed, "source": item.label, "output": _relative(out, root),
             "shape": list(degraded.array.shape), "medir": __import__("medir").__version__}
+    write_manifest(root, [line])
+    return Result(extra={"manifest": line})
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.name
 
 
 def write_manifest(folder: Path, records: list[dict]) -> Path:
     """Merge ``records`` into ``folder/manifest.jsonl`` (one JSON object per line), replacing earlier lines
-    for the same output; written atomically."""
+    for the same output; written atomically after each item, under a lock (shards share the file)."""
+    import fcntl
+
     from medir.engine.atomic import atomic_path
 
     path = folder / MANIFEST
-    new_outputs = {r["output"] for r in records}
-    kept = []
-    if path.exists():
-        kept = [line for line in path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("output") not in new_outputs]
-    lines = kept + [json.dumps(r, sort_keys=True) for r in records]
-    with atomic_path(path, force=True) as tmp:
-        Path(tmp).write_text("\n".join(lines) + "\n")
+    (folder / RECORDS_DIR).mkdir(parents=True, exist_ok=True)
+    with open(folder / RECORDS_DIR / f"{MANIFEST}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        new_outputs = {r["output"] for r in records}
+        kept = []
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    if line.strip() and json.loads(line).get("output") not in new_outputs:
+                        kept.append(line)
+                except ValueError:
+                    continue  # a line damaged outside medir: dropped rather than kept broken
+        lines = kept + [json.dumps(r, sort_keys=True) for r in records]
+        with atomic_path(path, force=True) as tmp:
+            Path(tmp).write_text("\n".join(lines) + "\n")
     return path
 
 
 def run(args: argparse.Namespace) -> int:
-    from medir.io import collect_inputs
+    from medir.io import discover
     from medir.physics import TASKS
 
     if args.list:
@@ -163,15 +185,26 @@ def run(args: argparse.Namespace) -> int:
     params = collect_params(args, spec)
     if args.output is None:
         raise MedirError("no output given: pass -o OUTDIR")
-    items = collect_inputs(args.inputs)
-    if not items:
+    if args.modality:
+        from medir.io.image import normalize_modality
+
+        normalize_modality(args.modality)
+    check_writable(args.output, "output")
+    if not args.inputs:
         raise InputError("no inputs to simulate: give files, folders or DICOM series")
-    report, records = run_batch(
-        items, f"simulate {spec.name}",
-        lambda item: simulate_one(item, output_path(item, args.output, len(items)), spec, params, args),
+    found = discover(args.inputs)
+    found.items = take_shard(found.items, parse_shard(args.shard))
+    if not found.items:
+        raise InputError("no inputs to simulate (empty folder or empty shard): check the paths")
+    check_output_folder(args.output, found.items)
+    items, root = found.items, output_root(args.output, found.items)
+    settings = {"task": spec.name, "params": params, "seed": args.seed, "modality": args.modality}
+    report = run_batch(
+        found, f"simulate {spec.name}", force=args.force,
+        plan=lambda item: [output_path(item, args.output, items)],
+        work=lambda item, outs, overwrite: simulate_one(item, outs[0], overwrite, spec, params, args, root),
+        ledger=Ledger(root, "simulate", settings),
     )
-    if records:
-        folder = args.output if args.output.is_dir() else args.output.parent
-        manifest = write_manifest(folder, records)
-        print(f"simulated {report.done} of {report.total} input(s) into {args.output} (manifest: {manifest})")
+    if report.done:
+        print(f"simulated {report.done} input(s) into {args.output} (manifest: {root / MANIFEST})")
     return report.exit_code("simulate")

@@ -17,6 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from medir.commands._common import check_device, check_writable
     from medir.engine.config import load_config
     from medir.engine.train import train
     from medir.errors import ConfigError
@@ -24,6 +27,9 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and args.force:
         raise ConfigError("--resume and --force contradict each other: pass one of them")
     config = load_config(args.config, args.overrides)
+    check_writable(Path(config.train.out_dir), "train.out_dir")  # before any data is read
+    if config.train.device != "auto":
+        check_device(str(config.train.device))
     out = train(config, resume=args.resume, force=args.force)
     model = out / "model"
     if model.is_dir():

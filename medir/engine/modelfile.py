@@ -2,7 +2,7 @@
 
 Safetensors cannot run code when loaded, and the JSON card holds everything needed
 to rebuild the network (architecture and its keyword arguments) and to use it
-correctly (task, modality, intensity preset, scale), plus how it was made
+correctly (task, the modalities it was trained for, intensity preset, scale), plus how it was made
 (training data recipe) and how good it is (validation metrics).
 """
 
@@ -18,7 +18,8 @@ from torch import nn
 
 from medir.data.intensity import IntensityPreset
 from medir.engine.atomic import atomic_dir, atomic_write_text
-from medir.errors import ModelFileError
+from medir.errors import MedirError, ModelFileError
+from medir.io.image import normalize_modality
 
 FORMAT = "medir-model"
 FORMAT_VERSION = 1
@@ -43,6 +44,12 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    modalities: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Cards written before ``modalities`` existed declare the one ``modality`` (or their preset's)."""
+        declared = self.modalities or [self.modality or self.intensity.get("modality", "OT")]
+        self.modalities = [normalize_modality(m) for m in declared]
 
     @property
     def preset(self) -> IntensityPreset:
@@ -65,13 +72,15 @@ class ModelCard:
             raise ModelFileError(f"{where} has unknown keys {sorted(unknown)}: written by a newer medir?")
         try:
             return cls(**data)
+        except MedirError as err:
+            raise ModelFileError(f"{where}: {err}")
         except TypeError as err:
             raise ModelFileError(f"{where} is incomplete ({err}): not a usable medir model config")
 
     def markdown(self) -> str:
         lines = [f"# medir model: {self.task}", "", self.description or "", ""]
         lines += [f"- architecture: `{self.arch}` {json.dumps(self.arch_args)}"]
-        lines += [f"- modality: {self.modality}; intensity preset: {json.dumps(self.intensity)}"]
+        lines += [f"- modalities: {', '.join(self.modalities)}; intensity preset: {json.dumps(self.intensity)}"]
         lines += [f"- scale: {self.scale}; channels in/out: {self.in_channels}/{self.out_channels}"]
         lines += [f"- method: {self.method or 'supervised'}"]
         if self.training:
@@ -99,6 +108,47 @@ def shipped_models() -> dict[str, Path]:
     if not SHIPPED_DIR.is_dir():
         return {}
     return {p.name: p for p in sorted(SHIPPED_DIR.iterdir()) if (p / CONFIG).is_file()}
+
+
+def shipped_by_modality() -> dict[str, list[str]]:
+    """Modality -> names of the shipped models trained for it."""
+    out: dict[str, list[str]] = {}
+    for name, path in shipped_models().items():
+        for modality in load_card(path).modalities:
+            out.setdefault(modality, []).append(name)
+    return out
+
+
+def check_modality(card: ModelCard, modality: str, *, model: str, what: str) -> None:
+    """Refuse to apply ``card``'s model to an input of another (or unknown) modality, in one line."""
+    if modality in card.modalities:
+        return
+    trained = "/".join(card.modalities)
+    if modality == "OT":
+        raise MedirError(f"{what} does not say its modality (model {model} restores {trained}): pass --modality "
+                         f"{card.modalities[0]} if it is {card.modalities[0]}, or --allow-modality-mismatch")
+    raise MedirError(f"{what} is {modality} but model {model} was trained for {trained}: pick a {modality} "
+                     f"model with --model, or pass --allow-modality-mismatch to apply it anyway")
+
+
+MAP_TYPES = ("PERFUSION", "CBF", "CBV", "MTT", "TTP", "TMAX", "ADC", "FA", "T1MAP", "T2MAP")
+
+
+def check_intensity(card: ModelCard, source, *, model: str, what: str) -> None:
+    """Refuse a DICOM input whose values are not the kind the model was trained on: a parametric map
+    (perfusion CBF/CBV/MTT, ADC, ...) or a RescaleType other than the model's units (e.g. not HU)."""
+    if source is None:
+        return
+    image_type = {str(v).upper() for v in (source.get("ImageType") or [])}
+    maps = sorted(image_type & set(MAP_TYPES))
+    units = card.preset.units
+    if maps:
+        raise MedirError(f"{what} is a parametric map (ImageType {'/'.join(maps)}), but model {model} restores "
+                         f"{units} images: pass --allow-modality-mismatch to apply it anyway")
+    rescale_type = str(source.get("RescaleType", "") or "").strip().upper()
+    if units == "HU" and rescale_type not in ("", "HU", "US"):
+        raise MedirError(f"{what} stores {rescale_type} values, but model {model} restores HU: "
+                         f"pass --allow-modality-mismatch to apply it anyway")
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:

@@ -3,19 +3,22 @@
 ``read_image(path)`` takes a file or a folder holding one DICOM series.
 ``write_image(image, path)`` writes in the format the path's suffix names (a
 folder for a DICOM series), atomically, refusing to overwrite without ``force``.
-``collect_inputs(paths)`` expands files, folders and series into work items.
+``discover(paths)`` expands files, folders, DICOMDIRs and series into work items (``read_item`` reads one).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from medir.engine.atomic import atomic_dir, atomic_path
 from medir.errors import InputError
+from medir.io.discover import Discovery, InputItem, discover
 from medir.io.image import Image, ImageMeta, normalize_modality
 
-__all__ = ["Image", "ImageMeta", "InputItem", "collect_inputs", "format_of", "read_image", "write_image"]
+__all__ = [
+    "Discovery", "Image", "ImageMeta", "InputItem", "collect_inputs", "discover", "format_of", "read_image",
+    "read_item", "repair_spacing", "write_image",
+]
 
 RASTER = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 NUMPY = (".npy", ".npz")
@@ -152,36 +155,61 @@ def _write_dicom(image: Image, path: Path, *, force: bool, description: str, mod
     return path
 
 
-@dataclass(frozen=True)
-class InputItem:
-    """One unit of work: a file, or a folder holding one DICOM series."""
-
-    path: Path
-    kind: str
-
-    @property
-    def output_name(self) -> str:
-        return self.path.name
-
-
 def collect_inputs(paths: list[str | Path]) -> list[InputItem]:
-    """Expand inputs: files stay files, a folder of DICOM files is a series, other folders are walked.
+    """Work items for ``paths`` (see :func:`medir.io.discover.discover`, which also says what was skipped)."""
+    return discover(paths).items
 
-    Paths that do not exist or have an unknown format are kept (kind 'invalid') so the caller can
-    report them with the other failures instead of stopping.
+
+def read_item(item: InputItem, *, modality: str | None = None) -> Image:
+    """Read one work item: a series item reads exactly its grouped files, others read their path."""
+    if item.kind == "invalid":
+        raise InputError(f"{item.label} {item.reason}")
+    if item.kind != "series" or not item.files:
+        return read_image(item.path, modality=modality)
+    from medir.io.dicom import read_dicom_series
+
+    image = read_dicom_series(list(item.files), item.label)
+    if modality is not None:
+        image.meta.modality = normalize_modality(modality)
+    return image
+
+
+def repair_spacing(image: Image) -> str | None:
+    """Pixel spacing 0 (or negative, NaN), as some anonymisers and secondary captures write, is treated as
+    missing: 1 mm is assumed along those axes and the affine rebuilt so it stays invertible.
+
+    Returns a note saying what was assumed, or None when the spacing was usable.
     """
-    items: list[InputItem] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            if _dicom_files(p):
-                items.append(InputItem(p, "series"))
-                continue
-            children = sorted(c for c in p.rglob("*") if c.is_file() and not c.name.startswith("."))
-            kinds = {c: format_of(c) for c in children}  # one look at each file
-            sub_dirs = {c.parent for c, kind in kinds.items() if c.parent != p and kind == "dicom"}
-            items += [InputItem(d, "series") for d in sorted(sub_dirs)]
-            items += [InputItem(c, kind) for c, kind in kinds.items() if c.parent not in sub_dirs and kind]
-        else:
-            items.append(InputItem(p, (format_of(p) if p.exists() else None) or "invalid"))
-    return items
+    import numpy as np
+
+    spacing = image.meta.spacing
+    if spacing is None or all(np.isfinite(v) and v > 0 for v in spacing):
+        return None
+    bad = [k for k, v in enumerate(spacing) if not (np.isfinite(v) and v > 0)]
+    image.meta.spacing = tuple(1.0 if k in bad else float(v) for k, v in enumerate(spacing))
+    affine = image.meta.affine
+    if affine is not None:
+        affine = np.array(affine, dtype=np.float64, copy=True)
+        directions = _index_directions(image)
+        for col in range(3):
+            if not np.linalg.norm(affine[:3, col]) > 0:
+                affine[:3, col] = directions[:, col]
+        image.meta.affine = affine
+    values = ", ".join(f"{v:g}" for v in spacing)
+    return f"pixel spacing ({values}) is not usable: treated as missing, 1 mm assumed"
+
+
+def _index_directions(image: Image):
+    """Unit directions (RAS) of the (col, row, slice) index axes: the DICOM orientation if known, else identity."""
+    import numpy as np
+
+    sources = image.meta.source if image.meta.source_format == "dicom" else None
+    iop = sources[0].get("ImageOrientationPatient") if sources else None
+    if not iop or len(iop) != 6:
+        return np.eye(3)
+    row, col = np.array([float(v) for v in iop[:3]]), np.array([float(v) for v in iop[3:]])
+    if not (np.linalg.norm(row) > 0 and np.linalg.norm(col) > 0):
+        return np.eye(3)
+    lps_to_ras = np.diag([-1.0, -1.0, 1.0])
+    normal = np.cross(row, col)
+    return lps_to_ras @ np.stack([row, col, normal / (np.linalg.norm(normal) or 1.0)], axis=1)

@@ -21,18 +21,23 @@ import numpy as np
 
 from medir.errors import InputError
 
+# DICOM Modality codes (PS3.3 C.7.3.1.1.1) medir recognises, whether or not a model exists for them yet.
+DICOM_MODALITIES = (
+    "CT", "MR", "PT", "NM", "SM", "CR", "DX", "MG", "XA", "RF", "US", "OT", "IO", "PX", "ES", "XC", "GM",
+    "OP", "OCT", "RG", "DG", "BMD", "TG", "SC",
+)
+
 MODALITY_ALIASES = {
-    "CT": "CT",
-    "PT": "PT",
+    **{code: code for code in DICOM_MODALITIES},
     "PET": "PT",
-    "MR": "MR",
     "MRI": "MR",
-    "NM": "NM",
     "SPECT": "NM",
     "SCINTIGRAPHY": "NM",
-    "SM": "SM",
     "PATHOLOGY": "SM",
-    "OT": "OT",
+    "MAMMOGRAPHY": "MG",
+    "ULTRASOUND": "US",
+    "XRAY": "DX",
+    "X-RAY": "DX",
 }
 
 DEFAULT_UNITS = {"CT": "HU", "PT": "counts", "MR": "a.u.", "NM": "counts", "SM": "RGB8", "OT": "a.u."}

@@ -115,9 +115,17 @@ def build_seg_head(config, *, data) -> nn.Module:
     return method
 
 
+def build_lrformer(config, *, data) -> nn.Module:
+    """LRformer (:mod:`medir.methods.lrformer`): RLPP prior + guided frequency cross-attention restorer."""
+    from medir.methods.lrformer import build_lrformer as build
+
+    return build(config, data=data)
+
+
 METHODS: dict[str, Builder] = {
     "supervised": build_supervised,
     "seg_head": build_seg_head,
+    "lrformer": build_lrformer,
 }
 
 

@@ -14,6 +14,7 @@ from torch import nn
 from medir.errors import ConfigError
 from medir.models.complexity import describe
 from medir.models.edsr import EDSR
+from medir.models.lrformer import LRformer
 from medir.models.nafnet import NAFNet
 from medir.models.rcan import RCAN
 from medir.models.restormer import Restormer
@@ -27,6 +28,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "swinir": SwinIR,
     "edsr": EDSR,
     "rcan": RCAN,
+    "lrformer": LRformer,
 }
 
 
@@ -133,6 +135,17 @@ def rcan_base(**kw) -> nn.Module:
     return RCAN(**{"features": 64, "groups": 10, "blocks": 20, "reduction": 16, "scale": 2, **kw})
 
 
+# LRformer (arXiv:2504.11286): prior-guided lightweight transformer; MACs exclude the segmenter passes.
+def lrformer_tiny(**kw) -> nn.Module:
+    """LRformer with dim 8, levels [1, 1, 1], 2 Monte-Carlo prior samples (CPU-trainable in minutes)."""
+    return LRformer(**{"dim": 8, "blocks": [1, 1, 1], "refinement_blocks": 1, "samples": 2, **kw})
+
+
+def lrformer_base(**kw) -> nn.Module:
+    """Our paper-size guess (the paper's sizes are not public): dim 32, levels [2, 2, 4], 2 refinement blocks."""
+    return LRformer(**{"dim": 32, "blocks": [2, 2, 4], "refinement_blocks": 2, **kw})
+
+
 PRESETS: dict[str, Callable[..., nn.Module]] = {
     "nafnet_tiny": nafnet_tiny,
     "nafnet_width32": nafnet_width32,
@@ -153,6 +166,8 @@ PRESETS: dict[str, Callable[..., nn.Module]] = {
     "edsr_large": edsr_large,
     "rcan_tiny": rcan_tiny,
     "rcan_base": rcan_base,
+    "lrformer_tiny": lrformer_tiny,
+    "lrformer_base": lrformer_base,
 }
 
 

@@ -7,7 +7,8 @@ numpy/torch because transformers' default SAM image processor needs torchvision.
 - :class:`SamSegmenter`: SAM's automatic mask generator (Kirillov et al. 2023, section 3 and appendix A):
   a grid of point prompts, 3 masks per point, filtering by predicted IoU and stability score,
   box non-maximum suppression; masks become a partition the RAT way (:func:`paint_masks`).
-- :class:`MedSamSegmenter`: MedSAM (Ma et al. 2024) with a box prompt (whole image by default).
+- :class:`MedSamSegmenter`: MedSAM (Ma et al. 2024) with a box prompt (whole image by default, or the
+  body's bounding box derived from the image, :func:`body_box`).
 
 The image embedding (the ViT encoder, >95 % of the cost) is computed once per image and reused
 for every prompt batch and every Monte-Carlo sample (:mod:`medir.priors.reliability`).
@@ -156,6 +157,32 @@ def box_nms(boxes: torch.Tensor, scores: torch.Tensor, *, iou_threshold: float) 
     return order[keep]
 
 
+def body_box(image: np.ndarray, *, modality: str = "OT", margin: float = 0.05) -> tuple[float, float, float, float]:
+    """MedSAM box prompt from the image alone: ``(x0, y0, x1, y1)`` pixels around the body.
+
+    The body = pixels of the windowed image (:func:`medir.priors.base.window_to_unit`) above Otsu's
+    threshold; its bounding box grows by ``margin`` x the image side on each side (MedSAM was trained
+    with boxes perturbed by 0-20 pixels around the target) and is clipped to the image. An image
+    without contrast gives the whole image.
+    """
+    from skimage.filters import threshold_otsu
+
+    from medir.priors.base import window_to_unit
+
+    unit = window_to_unit(image, modality=modality)
+    unit = unit.mean(-1) if unit.ndim == 3 else unit
+    if np.ptp(unit) <= 1e-6:  # the window saw no contrast (e.g. one non-zero level): threshold the values
+        unit = np.asarray(image, dtype=np.float32)
+        unit = unit.mean(-1) if unit.ndim == 3 else unit
+    h, w = unit.shape
+    if np.ptp(unit) <= 1e-6:
+        return 0.0, 0.0, w - 1.0, h - 1.0
+    ys, xs = np.nonzero(unit > threshold_otsu(unit))
+    dy, dx = margin * h, margin * w
+    return (float(max(xs.min() - dx, 0)), float(max(ys.min() - dy, 0)),
+            float(min(xs.max() + dx, w - 1)), float(min(ys.max() + dy, h - 1)))
+
+
 class _SamBase:
     """Shared by SAM and MedSAM: the model, and an embedding cache of the last image."""
 
@@ -275,7 +302,8 @@ class SamSegmenter(_SamBase):
 
 
 class MedSamSegmenter(_SamBase):
-    """MedSAM with box prompts: ``boxes`` ``[(x0, y0, x1, y1), ...]`` in image pixels, or None for the whole image.
+    """MedSAM with box prompts: ``boxes`` ``[(x0, y0, x1, y1), ...]`` in image pixels, None or ``"image"`` for
+    the whole image, ``"body"`` for the box :func:`body_box` derives from each image.
 
     Output per box: sigmoid of the low-resolution logits, bilinear to ``(H, W)``, threshold 0.5;
     several boxes are painted largest first. Label 0 = outside every mask. Per-region confidence:
@@ -284,10 +312,12 @@ class MedSamSegmenter(_SamBase):
 
     name = "medsam"
 
-    def __init__(self, path: str | Path, *, boxes: list[tuple[float, float, float, float]] | None = None,
+    def __init__(self, path: str | Path, *, boxes: list[tuple[float, float, float, float]] | str | None = None,
                  threshold: float = 0.5, model=None):
         super().__init__(path, model=model)
-        self.boxes = [tuple(float(v) for v in b) for b in boxes] if boxes else None
+        if isinstance(boxes, str) and boxes not in ("image", "body"):
+            raise ValueError(f"MedSAM boxes must be a list of (x0, y0, x1, y1), 'image' or 'body', not {boxes!r}")
+        self.boxes = boxes if isinstance(boxes, str) else [tuple(float(v) for v in b) for b in boxes] if boxes else None
         self.threshold = threshold
 
     def settings(self) -> str:
@@ -299,7 +329,13 @@ class MedSamSegmenter(_SamBase):
         rgb = to_uint8_rgb(image, modality=modality)
         h, w = rgb.shape[:2]
         emb = self._embedding(content_hash(rgb) + ":medsam", lambda: medsam_pixels(rgb, size=self.image_size))
-        boxes = torch.tensor(self.boxes or [(0.0, 0.0, w - 1.0, h - 1.0)], dtype=torch.float32)
+        if self.boxes == "body":
+            boxes = [body_box(image, modality=modality)]
+        elif isinstance(self.boxes, list):
+            boxes = self.boxes
+        else:
+            boxes = [(0.0, 0.0, w - 1.0, h - 1.0)]
+        boxes = torch.tensor(boxes, dtype=torch.float32)
         boxes = boxes / torch.tensor([w, h, w, h]) * self.image_size
         with torch.no_grad():
             res = self.model(image_embeddings=emb, input_boxes=boxes[None], multimask_output=False)

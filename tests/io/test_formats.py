@@ -94,3 +94,39 @@ def test_outputs_get_ordinary_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_discovery_groups_files_without_series_uid_by_folder(tmp_path, ct_small):
+    """Anonymised exports may blank SeriesInstanceUID: files then group by folder (and geometry)."""
+    import pydicom
+
+    from medir.io import discover
+
+    base = pydicom.dcmread(ct_small)
+    for folder in ("p1", "p2"):
+        for k in range(2):
+            ds = base.copy()
+            ds.SeriesInstanceUID = ""
+            ds.SOPInstanceUID = pydicom.uid.generate_uid()
+            ds.ImagePositionPatient = [0, 0, 5.0 * k]
+            (tmp_path / folder).mkdir(exist_ok=True)
+            ds.save_as(tmp_path / folder / f"{k}")  # no suffix, as on DICOMDIR media
+    found = discover([tmp_path])
+    assert sorted((it.label, it.kind, len(it.files)) for it in found.items) == [("p1", "series", 2), ("p2", "series", 2)]
+
+
+def test_dicomdir_lists_missing_files_as_skipped(tmp_path):
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    from medir.io import discover
+
+    src = __import__("pathlib").Path(get_testdata_file("DICOMDIR")).parent
+    shutil.copytree(src / "77654033", tmp_path / "77654033")
+    shutil.copy(src / "DICOMDIR", tmp_path / "DICOMDIR")
+    (tmp_path / "77654033" / "CT2" / "17136").unlink()
+    found = discover([tmp_path / "DICOMDIR"])
+    missing = [label for label, reason in found.skipped if "listed in the DICOMDIR but missing" in reason]
+    assert "77654033/CT2/17136" in missing
+    assert {it.label: len(it.files) for it in found.items if it.kind == "series"} == {"77654033/CT2": 3}

@@ -116,7 +116,8 @@ def test_overfits_a_phantom_patch(name, phantom):
     assert loss.item() < first / 10, f"{name}: loss {first:.4f} -> {loss.item():.4f} after {step + 1} steps"
 
 
-SR_SCALES = {"nafnet": (2, 4), "unet": (2, 4), "restormer": (2, 4), "swinir": (2, 3, 4), "edsr": (2, 3, 4), "rcan": (2, 3, 4)}
+SR_SCALES = {"nafnet": (2, 4), "unet": (2, 4), "restormer": (2, 4), "swinir": (2, 3, 4), "edsr": (2, 3, 4), "rcan": (2, 3, 4),
+             "lrformer": (2, 4)}
 
 
 @pytest.mark.parametrize("arch", sorted(MODELS))

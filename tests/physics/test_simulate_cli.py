@@ -32,8 +32,9 @@ def test_dicom_stays_dicom_with_derived_series(ct_dicom, tmp_path):
     assert rec["params"]["pixel_size_mm"] == pytest.approx(float(src.PixelSpacing[1]))
     text = (out / "manifest.jsonl").read_text()
     assert str(src.PatientName) not in text and str(src.PatientID) not in text
-    # same seed, same file; --force needed to overwrite
-    assert main(["simulate", "ct-lowdose", ct_dicom, "-o", str(out), "--dose", "0.25", "--seed", "3"]) == 2
+    # the same command again skips the finished output; other settings need --force; same seed, same file
+    assert main(["simulate", "ct-lowdose", ct_dicom, "-o", str(out), "--dose", "0.25", "--seed", "3"]) == 0
+    assert main(["simulate", "ct-lowdose", ct_dicom, "-o", str(out), "--dose", "0.25", "--seed", "4"]) == 2
     assert main(["simulate", "ct-lowdose", ct_dicom, "-o", str(out), "--dose", "0.25", "--seed", "3", "--force"]) == 0
     assert np.array_equal(read_image(out / "CT_small.dcm").array, b)
     assert len(manifest(out)) == 1
