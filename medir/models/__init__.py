@@ -13,6 +13,7 @@ from torch import nn
 
 from medir.errors import ConfigError
 from medir.models.complexity import describe
+from medir.models.diffcode import DiffCodeNet
 from medir.models.edsr import EDSR
 from medir.models.lrformer import LRformer
 from medir.models.nafnet import NAFNet
@@ -29,6 +30,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "edsr": EDSR,
     "rcan": RCAN,
     "lrformer": LRformer,
+    "diffcode": DiffCodeNet,
 }
 
 
