@@ -11,10 +11,10 @@ crops; the prior variants also train stages I and II for ``--steps12`` steps eac
 - V3: + codebook bank (prior retrieved by the condition encoder directly, no diffusion);
 - DiffCode: + latent diffusion; Shared: DiffCode with one codebook shared by the tasks.
 
-Metrics on the test images (whole slices, classifier-routed): PSNR in physical units with per-image data range
+Metrics on the test images (whole slices, with the true task and with the classifier's task): PSNR in physical units with per-image data range
 (target max - min), CT clipped to [-160, 240] HU first (AMIR/DiffCode convention). Mean and spread (sample std)
-over seeds. Classifier accuracy per task, codebook perplexity and fraction of codes used per task codebook (test HQ
-latents, depth 1 and all depths) are from the DiffCode runs. Timing: nearest-code search of the paper preset
+over seeds. Classifier accuracy per task for every variant; codebook perplexity and fraction of codes used per task
+codebook (test HQ latents, depth 1 and all depths) from the DiffCode run of seed 0. Timing: nearest-code search of the paper preset
 (8 x 8192 x 256, batch 8 of 128x128 crops = 16x16 latents) against one full stage I training step of the same
 preset, in this process.
 """
@@ -84,18 +84,22 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, task: int) -> float:
 
 
 @torch.no_grad()
-def evaluate(net: DiffCodeNet | None, test: AllInOneEval) -> tuple[dict[int, float], dict[int, float]]:
-    """Mean PSNR per task (physical units; ``net=None``: the LQ input) and classifier accuracy per task."""
-    scores: dict[int, list[float]] = {}
-    hits: dict[int, list[float]] = {}
+def evaluate(net: DiffCodeNet | None, test: AllInOneEval) -> dict[str, dict[int, float]]:
+    """Per task: mean PSNR with the true task (``oracle``; ``net=None``: the LQ input), with the classifier's task
+    (``routed``, what ``medir restore`` does) and the classifier's accuracy (``accuracy``)."""
+    out: dict[str, dict[int, list[float]]] = {"oracle": {}, "routed": {}, "accuracy": {}}
     for item in test:
         task = int(item["task"])
-        lq, hq = (item[k][None] * item["span"] + item["offset"] for k in ("lq", "hq"))
-        out = lq if net is None else net(lq)
-        scores.setdefault(task, []).append(psnr(out, hq, task))
-        if net is not None:
-            hits.setdefault(task, []).append(float(net.classifier(lq).argmax(dim=1).item() == task))
-    return ({t: statistics.mean(v) for t, v in scores.items()}, {t: statistics.mean(v) for t, v in hits.items()})
+        offset, span = item["offset"], item["span"]
+        lq, hq = item["lq"][None], item["hq"][None] * span + offset
+        if net is None:
+            out["oracle"].setdefault(task, []).append(psnr(lq * span + offset, hq, task))
+            continue
+        oracle = net.restore(lq, torch.tensor([task])) * span + offset
+        out["oracle"].setdefault(task, []).append(psnr(oracle, hq, task))
+        out["routed"].setdefault(task, []).append(psnr(net(lq * span + offset), hq, task))
+        out["accuracy"].setdefault(task, []).append(float(net.classifier(lq).argmax(dim=1).item() == task))
+    return {k: {t: statistics.mean(v) for t, v in d.items()} for k, d in out.items()}
 
 
 @torch.no_grad()
@@ -149,34 +153,41 @@ def run(args) -> str:
     train_pairs = simulate_pairs("train", per_task=args.train_per_task, size=args.size, seed=0)
     test = AllInOneEval(simulate_pairs("test", per_task=args.test_per_task, size=args.size, seed=1))
     print(f"data simulated in {time.perf_counter() - t0:.0f} s", flush=True)
-    base, _ = evaluate(None, test)
-    rows: dict[str, dict[int, list[float]]] = {}
-    accuracy: dict[int, list[float]] = {}
+    base = evaluate(None, test)["oracle"]
+    rows: dict[str, dict[str, dict[int, list[float]]]] = {}
     health = None
     for name, options in VARIANTS.items():
-        rows[name] = {t: [] for t in range(len(TASKS))}
+        rows[name] = {k: {t: [] for t in range(len(TASKS))} for k in ("oracle", "routed", "accuracy")}
         for seed in range(args.seeds):
             t = time.perf_counter()
             net = train_variant(args, train_pairs, options, seed)
-            scores, acc = evaluate(net, test)
-            for task, v in scores.items():
-                rows[name][task].append(v)
-            if name.startswith("DiffCode"):
-                for task, v in acc.items():
-                    accuracy.setdefault(task, []).append(v)
-                health = codebook_health(net, test) if seed == 0 else health
-            print(f"{name} seed {seed}: " + ", ".join(f"{TASKS[k]} {v:.2f}" for k, v in scores.items())
+            result = evaluate(net, test)
+            for kind, per_task in result.items():
+                for task, v in per_task.items():
+                    rows[name][kind][task].append(v)
+            if name.startswith("DiffCode") and seed == 0:
+                health = codebook_health(net, test)
+            print(f"{name} seed {seed}: " + ", ".join(f"{TASKS[k]} {v:.2f}/{result['routed'][k]:.2f}"
+                                                      for k, v in result["oracle"].items())
                   + f" ({time.perf_counter() - t:.0f} s)", flush=True)
     search, step = nearest_code_share()
-    lines = [f"| variant | {' | '.join(TASKS)} | mean |", "|---|" + "---|" * (len(TASKS) + 1),
-             f"| LQ input | {' | '.join(f'{base[t]:.2f}' for t in range(len(TASKS)))} | "
-             f"{statistics.mean(base.values()):.2f} |"]
-    for name, per_task in rows.items():
-        means = [statistics.mean([per_task[t][s] for t in per_task]) for s in range(args.seeds)]
-        lines.append(f"| {name} | {' | '.join(fmt(per_task[t]) for t in per_task)} | {fmt(means)} |")
-    lines += ["", "Task classifier accuracy on held-out test images (DiffCode runs, mean over seeds): "
-              + ", ".join(f"{TASKS[t]} {100 * statistics.mean(v):.1f} %" for t, v in sorted(accuracy.items())), "",
-              "Codebook health (DiffCode seed 0, test HQ latents; codebook size "
+    lines = []
+    for kind, title in (("oracle", "PSNR (dB) with the true task"), ("routed", "PSNR (dB) with the task the "
+                                                                             "classifier infers (medir restore)")):
+        lines += [f"**{title}**", "", f"| variant | {' | '.join(TASKS)} | mean |", "|---|" + "---|" * (len(TASKS) + 1),
+                  f"| LQ input | {' | '.join(f'{base[t]:.2f}' for t in range(len(TASKS)))} | "
+                  f"{statistics.mean(base.values()):.2f} |"]
+        for name, kinds in rows.items():
+            per_task = kinds[kind]
+            means = [statistics.mean([per_task[t][s] for t in per_task]) for s in range(args.seeds)]
+            lines.append(f"| {name} | {' | '.join(fmt(per_task[t]) for t in per_task)} | {fmt(means)} |")
+        lines.append("")
+    lines += ["**Task classifier accuracy on held-out test images (%, mean ± std over seeds)**", "",
+              f"| variant | {' | '.join(TASKS)} |", "|---|" + "---|" * len(TASKS)]
+    for name, kinds in rows.items():
+        acc = kinds["accuracy"]
+        lines.append(f"| {name} | {' | '.join(fmt([100 * v for v in acc[t]]) for t in acc)} |")
+    lines += ["", "Codebook health (DiffCode seed 0, test HQ latents; codebook size "
               f"{TINY['codebook_size']}, depth {TINY['depth']}):", "",
               "| task codebook | perplexity (depth 1) | used (depth 1) | perplexity (all depths) | used (all depths) |",
               "|---|---|---|---|---|"]

@@ -8,8 +8,9 @@ Tasks (the id is the label the router and the codebook bank use):
   restore at the output size); network scale: the ``mr`` preset, [0, 4095] -> [0, 1].
 - 1 ``ct-lowdose``: pseudo-CT head slices (:func:`medir.data.ldct.pseudo_ct_head`) at ``240 / size`` mm pixels,
   LQ = quarter dose by ``ct-lowdose`` noise insertion; the ``ct`` preset, [-1024, 3071] HU -> [0, 1].
-- 2 ``pet-lowcount``: the brain PET/MR phantom's activity (grey matter 4, taken as SUV) through the MFdiff
-  high- and low-count protocols, reconstructed by FBP for speed; the ``pet`` preset, [0, 20] -> [0, 1].
+- 2 ``pet-lowcount``: the brain PET/MR phantom's activity (grey matter 4, taken as SUV); HQ nearly noise-free
+  (MFdiff high-count protocol), LQ with about 4e5 counts in the slice (1/12 dose), both reconstructed by FBP for
+  speed; the ``pet`` preset, [0, 20] -> [0, 1].
 
 Splits: MRI and PET by phantom subject (:func:`medir.data.phantoms.split_subjects`), CT by the pseudo-CT slice
 lists of :mod:`medir.data.ldct` (train z 40-99, test z >= 110). Pairs are simulated once when the set is built
@@ -31,6 +32,8 @@ TASKS = ("mri-sr", "ct-lowdose", "pet-lowcount")
 PRESETS = ("mr", "ct", "pet")
 MODALITIES = ("MR", "CT", "PT")
 MR_LEVEL = 3000.0
+PET_FULL_COUNTS = 5e6  # counts in one 2-D slice at full dose (REFERENCE: 1e5-1e6 per slice after 4-12x reduction)
+PET_DOSE = 1.0 / 12.0
 
 
 def task_preset(task: int) -> IntensityPreset:
@@ -38,12 +41,19 @@ def task_preset(task: int) -> IntensityPreset:
     return get_preset(PRESETS[task])
 
 
+def _inner_slices(n: int) -> list[int]:
+    """``n`` axial slices spread over the brain, leaving out its first and last slice (nearly empty)."""
+    from medir.data.phantoms import subject_slices
+
+    return subject_slices(max(1, n) + 2)[1:-1]
+
+
 def _mri_pairs(split: str, count: int, size: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    from medir.data.phantoms import brain_slice, make_subject, split_subjects, subject_slices
+    from medir.data.phantoms import brain_slice, make_subject, split_subjects
     from medir.physics.mri import simulate_mri_sr
 
     subjects = [make_subject(s) for s in split_subjects(split)]
-    zs = subject_slices(max(1, -(-count // len(subjects))))
+    zs = _inner_slices(-(-count // len(subjects)))
     out = []
     for k in range(count):
         g = torch.Generator().manual_seed(seed * 7 + k)
@@ -76,13 +86,14 @@ def _ct_pairs(split: str, count: int, size: int, seed: int) -> list[tuple[np.nda
 
 
 def _pet_pairs(split: str, count: int, size: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Brain phantom activity (subjects of ``split``, with their lesions) through the MFdiff high- and low-count
-    protocols, reconstructed by attenuation-corrected FBP (OSEM costs about 40 s per slice on a CPU)."""
-    from medir.data.phantoms import brain_slice, make_subject, split_subjects, subject_slices
+    """Brain phantom activity (subjects of ``split``, with their lesions): HQ through the MFdiff high-count
+    protocol (1e10 counts), LQ at ``PET_FULL_COUNTS`` x ``PET_DOSE`` counts in the slice (about 4e5, DiffCode's 12x
+    dose reduction), both reconstructed by attenuation-corrected FBP (OSEM costs about 40 s per slice on a CPU)."""
+    from medir.data.phantoms import brain_slice, make_subject, split_subjects
     from medir.physics.pet import simulate_pet_lowcount
 
     subjects = [make_subject(s) for s in split_subjects(split)]
-    zs = subject_slices(max(1, -(-count // len(subjects))))
+    zs = _inner_slices(-(-count // len(subjects)))
     out = []
     for k in range(count):
         subject, z = subjects[k % len(subjects)], zs[(k // len(subjects)) % len(zs)]
@@ -91,9 +102,10 @@ def _pet_pairs(split: str, count: int, size: int, seed: int) -> list[tuple[np.nd
         s = brain_slice(z, size=size, subject=subject, angle_deg=angle, hot_lesions=1, cold_lesions=1,
                         generator=torch.Generator().manual_seed(subject.seed * 1009 + z))
         x, mu = s.activity[None], s.mu_map[None]
-        pair = [simulate_pet_lowcount(x, generator=g, protocol=p, mu_map=mu, pixel_size_mm=s.pixel_size_mm,
-                                      recon="fbp")[0, 0].numpy() for p in ("mfdiff-low", "mfdiff-high")]
-        out.append((pair[0], pair[1]))
+        common = dict(generator=g, mu_map=mu, pixel_size_mm=s.pixel_size_mm, recon="fbp")
+        low = simulate_pet_lowcount(x, protocol="mfdiff-low", counts=PET_FULL_COUNTS, dose=PET_DOSE, **common)
+        high = simulate_pet_lowcount(x, protocol="mfdiff-high", **common)
+        out.append((low[0, 0].numpy(), high[0, 0].numpy()))
     return out
 
 

@@ -7,7 +7,7 @@ stage III runs. ``method.args``:
 
 - ``network``: :class:`medir.models.diffcode.DiffCodeNet` keyword arguments;
 - ``steps``: [stage I, stage II, stage III] training steps (default: ``schedule.steps`` for each);
-- ``balance_weight`` (1e-3), ``classifier_weight`` (0.1): stage III loss weights;
+- ``balance_weight`` (1e-3), ``classifier_weight`` (1.0): stage III loss weights;
 - set by the runner for each stage: ``stage`` and ``init`` (the previous stage's model folder).
 """
 

@@ -95,7 +95,7 @@ class StageThree(_Stage):
 
     stage = 3
 
-    def __init__(self, network: DiffCodeNet, *, balance_weight: float = 1e-3, classifier_weight: float = 0.1):
+    def __init__(self, network: DiffCodeNet, *, balance_weight: float = 1e-3, classifier_weight: float = 1.0):
         super().__init__(network)
         network.requires_grad_(True)
         _freeze(network, PRIOR_PARTS + RETRIEVAL_PARTS, frozen=True)
