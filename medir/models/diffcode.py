@@ -1,6 +1,7 @@
 """DiffCode's inference network (seed 004): all-in-one restoration of MRI (4x SR at output size), CT and PET.
 
-``DiffCodeNet(x)`` takes (B, 1, H, W) in physical units (MR a.u., CT HU, PET SUV), any H, W:
+``DiffCodeNet(x)`` takes (B, 1, H, W) in physical units (MR a.u., CT HU, PET SUV), any H, W (several channels:
+each is restored as an image of its own):
 
 1. the task classifier (on the per-image standardised input, so independent of units) picks the task t and, through
    the task gate, the experts of every routed module (TARM, :mod:`medir.nn.routing`);
@@ -97,12 +98,13 @@ class DiffCodeNet(nn.Module):
                  steps: int = 8, denoiser_hidden: int | None = None, classifier_width: int = 8,
                  scales: list[list[float]] = DEFAULT_SCALES):
         super().__init__()
-        if in_channels != 1 or out_channels != 1 or scale != 1:
-            raise ValueError("DiffCodeNet restores single-channel images at their own size (in = out = 1, scale 1)")
+        if in_channels != out_channels or scale != 1:
+            raise ValueError("DiffCodeNet restores images at their own size, channel by channel (in = out, scale 1)")
         if len(scales) != tasks:
             raise ValueError(f"give one (offset, span) per task: {tasks} tasks, {len(scales)} scales")
         codebooks = tasks if codebooks is None else codebooks
-        self.arch_args = dict(tasks=tasks, vq_width=vq_width, vq_blocks=list(vq_blocks), code_dim=code_dim,
+        self.channels = in_channels
+        self.arch_args = dict(in_channels=in_channels, out_channels=out_channels, tasks=tasks, vq_width=vq_width, vq_blocks=list(vq_blocks), code_dim=code_dim,
                               codebook_size=codebook_size, depth=depth, codebooks=codebooks, width=width,
                               blocks=list(blocks), middle_blocks=middle_blocks, experts=experts, top_k=top_k,
                               prior=prior, diffusion=diffusion, steps=steps, denoiser_hidden=denoiser_hidden,
@@ -131,7 +133,8 @@ class DiffCodeNet(nn.Module):
         if not self.diffusion:
             return self.direct(c)
         if start is None:
-            gen = None if self.training else torch.Generator(device=c.device).manual_seed(0)
+            seeded = not self.training and c.device.type != "meta"  # meta: shape-only runs (MAC counts)
+            gen = torch.Generator(device=c.device).manual_seed(0) if seeded else None
             start = torch.randn(c.shape, generator=gen, device=c.device, dtype=c.dtype)
         return reverse_chain(self.denoiser, start, c, self.schedule)
 
@@ -151,6 +154,9 @@ class DiffCodeNet(nn.Module):
         return crop_to(self.restorer(inp, weights), h, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != 1:  # each channel is an image of its own
+            b, c, h, w = x.shape
+            return self.forward(x.reshape(b * c, 1, h, w)).reshape(b, c, h, w)
         probs = self.classifier(x).softmax(dim=1)
         task = probs.argmax(dim=1)
         offset, span = self.scales[task, 0].view(-1, 1, 1, 1), self.scales[task, 1].view(-1, 1, 1, 1)

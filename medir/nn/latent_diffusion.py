@@ -22,20 +22,22 @@ from torch import nn
 
 def diffir_betas(steps: int, *, start: float = 0.1, end: float = 0.99) -> torch.Tensor:
     """(T,) float64 betas ``linspace(sqrt(start), sqrt(end), T)^2``."""
-    return torch.linspace(start**0.5, end**0.5, steps, dtype=torch.float64) ** 2
+    return torch.linspace(start**0.5, end**0.5, steps, dtype=torch.float64, device="cpu") ** 2
 
 
 class Schedule:
-    """Posterior-mean coefficients of a beta schedule; index ``t`` in ``0..T-1`` is the paper's step ``t + 1``."""
+    """Posterior-mean coefficients of a beta schedule; index ``t`` in ``0..T-1`` is the paper's step ``t + 1``.
+    Plain Python floats, so a model built on any device (even ``meta``) uses them alike."""
 
     def __init__(self, betas: torch.Tensor):
+        betas = betas.to("cpu", torch.float64)
         self.steps = betas.numel()
         alphas = 1.0 - betas
         abar = torch.cumprod(alphas, dim=0)
         abar_prev = torch.cat([abar.new_ones(1), abar[:-1]])
-        self.abar = abar.float()
-        self.coef_x0 = (betas * abar_prev.sqrt() / (1.0 - abar)).float()
-        self.coef_zt = ((1.0 - abar_prev) * alphas.sqrt() / (1.0 - abar)).float()
+        self.abar = abar.tolist()
+        self.coef_x0 = (betas * abar_prev.sqrt() / (1.0 - abar)).tolist()
+        self.coef_zt = ((1.0 - abar_prev) * alphas.sqrt() / (1.0 - abar)).tolist()
 
 
 class LatentDenoiser(nn.Module):
@@ -69,12 +71,12 @@ def reverse_chain(denoiser: nn.Module, z_t: torch.Tensor, c: torch.Tensor, sched
         x0 = denoiser(z, c, t)
         if t == 0:
             return x0
-        z = schedule.coef_x0[t].item() * x0 + schedule.coef_zt[t].item() * z
+        z = schedule.coef_x0[t] * x0 + schedule.coef_zt[t] * z
     return z
 
 
 def noised(z: torch.Tensor, schedule: Schedule, *, noise: torch.Tensor | None = None) -> torch.Tensor:
     """``z_T = sqrt(abar_T) z + sqrt(1 - abar_T) eps`` (equation 4)."""
     eps = torch.randn_like(z) if noise is None else noise
-    abar = schedule.abar[-1].item()
+    abar = schedule.abar[-1]
     return abar**0.5 * z + (1.0 - abar) ** 0.5 * eps

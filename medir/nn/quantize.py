@@ -87,7 +87,7 @@ class ResidualVQ(nn.Module):
         flat = z.permute(0, 2, 3, 1).reshape(-1, c)
         q, codes, inputs = self.quantize(flat)
         losses = {"codebook": F.mse_loss(q, flat.detach()), "commitment": self.beta * F.mse_loss(flat, q.detach())}
-        if self.training and self.codebook.requires_grad:  # a frozen codebook (stages II, III) stays as it is
+        if self.training and self.codebook.requires_grad and not z.is_meta:  # frozen codebooks stay as they are
             self._track_and_restart(codes, inputs)
         q = flat + (q - flat).detach()
         q = q.reshape(b, h, w, c).permute(0, 3, 1, 2)
@@ -121,6 +121,8 @@ class CodebookBank(nn.Module):
                                    for _ in range(codebooks))
 
     def forward(self, z: torch.Tensor, task: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        if z.is_meta:  # shape-only runs (MAC counts): the cost of one codebook, whichever it is
+            return self.books[0](z)
         q = torch.empty_like(z)
         codes = torch.empty(z.shape[0], self.books[0].depth, *z.shape[-2:], dtype=torch.long, device=z.device)
         losses = {"codebook": z.new_zeros(()), "commitment": z.new_zeros(())}

@@ -113,6 +113,8 @@ class MixtureOfExperts(nn.Module):
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         if weights.shape != (x.shape[0], len(self.experts)):
             raise ValueError(f"weights {tuple(weights.shape)} must be (batch, {len(self.experts)} experts)")
+        if x.is_meta:  # shape-only runs (MAC counts) cannot route: count one expert per image (k = 1)
+            return self.experts[0](x)
         out = None
         for e, expert in enumerate(self.experts):
             rows = torch.nonzero(weights[:, e] > 0).flatten()

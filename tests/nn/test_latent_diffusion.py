@@ -9,7 +9,7 @@ def test_schedule_and_posterior_mean():
     s = Schedule(betas)
     abar = torch.cumprod(1 - betas, 0)
     for t in range(1, 8):  # noiseless z_t = sqrt(abar_t) x0 -> posterior mean sqrt(abar_{t-1}) x0
-        mean = s.coef_x0[t] + s.coef_zt[t] * abar[t].sqrt()
+        mean = s.coef_x0[t] + s.coef_zt[t] * float(abar[t].sqrt())
         assert abs(float(mean) - float(abar[t - 1].sqrt())) < 1e-5
 
 
