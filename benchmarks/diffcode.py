@@ -98,7 +98,8 @@ def evaluate(net: DiffCodeNet | None, test: AllInOneEval) -> dict[str, dict[int,
         oracle = net.restore(lq, torch.tensor([task])) * span + offset
         out["oracle"].setdefault(task, []).append(psnr(oracle, hq, task))
         out["routed"].setdefault(task, []).append(psnr(net(lq * span + offset), hq, task))
-        out["accuracy"].setdefault(task, []).append(float(net.classifier(lq).argmax(dim=1).item() == task))
+        guess = int(net.classifier(lq * span + offset).argmax(dim=1))
+        out["accuracy"].setdefault(task, []).append(float(guess == task))
     return {k: {t: statistics.mean(v) for t, v in d.items()} for k, d in out.items()}
 
 

@@ -46,24 +46,25 @@ def load_balance_loss(v: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 
 def standardize(x: torch.Tensor) -> torch.Tensor:
-    """Per-image ``(x - mean) / std`` of (B, C, H, W): the same for any positive affine intensity convention, so
-    the classifier sees a CT image alike in HU or normalised from [-1024, 3071]."""
+    """Per-image ``(x - mean) / std`` of (B, C, H, W): the same for any positive affine intensity convention."""
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     std = x.std(dim=(1, 2, 3), keepdim=True)
     return (x - mean) / (std + 1e-6)
 
 
 class TaskClassifier(nn.Module):
-    """Task logits (B, tasks) of a low-quality image (B, C, H, W) of any size: strided convs, global pooling.
+    """Task logits (B, tasks) of a low-quality image (B, C, H, W) in physical units, any size: strided convs, then
+    the mean and standard deviation of the features over the image.
 
-    Looks at the standardised image plus its local detail (image minus a 3x3 blur), where noise (CT, PET) and
-    missing high frequencies (MRI super-resolution) differ.
+    Inputs: the standardised image, its local detail (image minus a 3x3 blur: noise in CT and PET, missing high
+    frequencies in MRI super-resolution) and the signed log level ``sign(x) log(1 + |x|) / 8`` (air at -1000 HU,
+    SUV of a few units, MR magnitudes in the thousands: the units carry the modality, as a DICOM header would).
     """
 
     def __init__(self, in_channels: int, tasks: int, *, width: int = 16, levels: int = 3):
         super().__init__()
         layers: list[nn.Module] = []
-        chan = 2 * in_channels
+        chan = 3 * in_channels
         for i in range(levels):
             out = width * 2**i
             layers += [nn.Conv2d(chan, out, 3, stride=2, padding=1), nn.GELU()]
@@ -74,7 +75,8 @@ class TaskClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = standardize(x)
         detail = s - F.avg_pool2d(F.pad(s, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-        f = self.features(torch.cat([s, detail], dim=1))
+        level = torch.sign(x) * torch.log1p(x.abs()) / 8.0
+        f = self.features(torch.cat([s, detail, level], dim=1))
         pooled = torch.cat([f.mean(dim=(2, 3)), f.std(dim=(2, 3))], dim=1)
         return self.head(pooled)
 

@@ -48,7 +48,8 @@ def test_misrouted_input_still_restores_to_a_valid_image():
 
 def test_variants_build_and_stage_losses_train_only_their_parts():
     torch.manual_seed(0)
-    batch = {"lq": torch.rand(3, 1, 16, 16), "hq": torch.rand(3, 1, 16, 16), "task": torch.tensor([0, 1, 2])}
+    batch = {"lq": torch.rand(3, 1, 16, 16), "hq": torch.rand(3, 1, 16, 16), "task": torch.tensor([0, 1, 2]),
+             "offset": torch.tensor([0.0, -1024.0, 0.0]), "span": torch.tensor([4095.0, 4095.0, 20.0])}
     net = DiffCodeNet(**TINY)
     for cls, trained, frozen in ((StageOne, "bank", "restorer"), (StageTwo, "denoiser", "vq_encoder"),
                                  (StageThree, "restorer", "cond_encoder")):

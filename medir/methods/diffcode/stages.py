@@ -10,7 +10,7 @@ Batches come from :mod:`medir.data.allinone`: ``lq``, ``hq`` (B, 1, H, W) in eac
   1x1 head on the condition (the V3 variant of Table 2a). Stage I's parts are frozen.
 - Stage III (equation 7): the restorer on concat[LQ, reference], ``|hq - y|_1``, plus the task classifier's
   cross-entropy and ``balance_weight`` x the load-balance loss of the task gate; the label picks the codebook and
-  the experts (the classifier learns to predict it for inference). Stage I and II parts are frozen.
+  the experts (the classifier, fed the LQ image in physical units, learns to predict it for inference). Stage I and II parts are frozen.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class StageThree(_Stage):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         net, lq, task = self.network, batch["lq"], batch["task"]
-        logits = net.classifier(lq)
+        logits = net.classifier(physical(lq, batch))
         v, weights = net.gate(F.one_hot(task, net.tasks).float())
         if net.prior:
             with torch.no_grad():
@@ -122,11 +122,16 @@ class StageThree(_Stage):
     def validate(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """PSNR (per-image data range = target max - min, network scale) with the classifier choosing the task."""
         lq, hq = batch["lq"], batch["hq"]
-        task = self.network.classifier(lq).argmax(dim=1)
+        task = self.network.classifier(physical(lq, batch)).argmax(dim=1)
         y = self.network.restore(lq, task)
         mse = F.mse_loss(y, hq).clamp_min(1e-12)
         data_range = (hq.max() - hq.min()).clamp_min(1e-12)
         return {"psnr": float(10 * torch.log10(data_range**2 / mse)), "task_ok": float((task == batch["task"]).all())}
+
+
+def physical(x: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Network-scale ``x`` back to physical units (the classifier's input) with each sample's offset and span."""
+    return x * batch["span"].view(-1, 1, 1, 1) + batch["offset"].view(-1, 1, 1, 1)
 
 
 STAGES = {1: StageOne, 2: StageTwo, 3: StageThree}
