@@ -38,12 +38,16 @@ def _freeze(network: nn.Module, names: tuple[str, ...], *, frozen: bool) -> None
 
 class _Stage(nn.Module):
     stage = 0
+    trains: tuple[str, ...] = ()  # the parts of the network this stage trains (stages I and II)
 
     def __init__(self, network: DiffCodeNet):
         super().__init__()
         self.network = network
         if self.stage < 3 and not network.prior:
             raise ValueError(f"stage {self.stage} trains the prior, but the network has prior=False")
+        if self.trains:
+            network.requires_grad_(False)
+            _freeze(network, self.trains, frozen=False)
 
     def save(self, path: Path, *, metrics: dict, training: dict) -> None:
         from medir.methods.diffcode.runner import save_diffcode
@@ -55,11 +59,7 @@ class StageOne(_Stage):
     """VQ autoencoder with the codebook bank, on HQ images."""
 
     stage = 1
-
-    def __init__(self, network: DiffCodeNet):
-        super().__init__(network)
-        network.requires_grad_(False)
-        _freeze(network, PRIOR_PARTS, frozen=False)
+    trains = PRIOR_PARTS
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         net, hq = self.network, batch["hq"]
@@ -72,11 +72,7 @@ class StageTwo(_Stage):
     """Latent retrieval: condition encoder + latent diffusion (or the direct head)."""
 
     stage = 2
-
-    def __init__(self, network: DiffCodeNet):
-        super().__init__(network)
-        network.requires_grad_(False)
-        _freeze(network, RETRIEVAL_PARTS, frozen=False)
+    trains = RETRIEVAL_PARTS
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         net = self.network
