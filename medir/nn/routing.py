@@ -58,11 +58,15 @@ class TaskClassifier(nn.Module):
 
     Inputs: the standardised image, its local detail (image minus a 3x3 blur: noise in CT and PET, missing high
     frequencies in MRI super-resolution) and the signed log level ``sign(x) log(1 + |x|) / 8`` (air at -1000 HU,
-    SUV of a few units, MR magnitudes in the thousands: the units carry the modality, as a DICOM header would).
+    SUV of a few units, MR magnitudes in the thousands: the units carry the modality, as a DICOM header would),
+    whose mean, minimum and maximum also go to the head directly. The logits are ``gain`` x the linear head: with
+    Adam each weight moves about one learning rate per step, and the gain lets a short CPU run reach confident
+    margins (at lr 2e-4 and a few hundred steps, gain 1 left held-out accuracy at chance for some seeds).
     """
 
-    def __init__(self, in_channels: int, tasks: int, *, width: int = 16, levels: int = 3):
+    def __init__(self, in_channels: int, tasks: int, *, width: int = 16, levels: int = 3, gain: float = 10.0):
         super().__init__()
+        self.gain = gain
         layers: list[nn.Module] = []
         chan = 3 * in_channels
         for i in range(levels):
@@ -70,15 +74,16 @@ class TaskClassifier(nn.Module):
             layers += [nn.Conv2d(chan, out, 3, stride=2, padding=1), nn.GELU()]
             chan = out
         self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(2 * chan, tasks)
+        self.head = nn.Linear(2 * chan + 3 * in_channels, tasks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = standardize(x)
         detail = s - F.avg_pool2d(F.pad(s, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
         level = torch.sign(x) * torch.log1p(x.abs()) / 8.0
         f = self.features(torch.cat([s, detail, level], dim=1))
-        pooled = torch.cat([f.mean(dim=(2, 3)), f.std(dim=(2, 3))], dim=1)
-        return self.head(pooled)
+        stats = [level.mean(dim=(2, 3)), level.amin(dim=(2, 3)), level.amax(dim=(2, 3))]
+        pooled = torch.cat([f.mean(dim=(2, 3)), f.std(dim=(2, 3)), *stats], dim=1)
+        return self.gain * self.head(pooled)
 
 
 class TaskGate(nn.Module):
