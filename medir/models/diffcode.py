@@ -77,6 +77,8 @@ class RoutedRestorer(nn.Module):
         self.decoder = NAFDecoder(chan, blocks)
         self.last = MixtureOfExperts([naf_stage(width, 1) for _ in range(experts)])
         self.out = nn.Conv2d(width, 1, 3, padding=1)
+        nn.init.zeros_(self.out.weight)  # starts as the identity (output = LQ), so training can only add to it
+        nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         f, skips = self.encoder(self.intro(x))

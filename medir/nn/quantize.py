@@ -65,7 +65,9 @@ class ResidualVQ(nn.Module):
         self.beta, self.decay, self.dead_threshold = beta, decay, dead_threshold
         # Small codes: the deeper residuals are small, and a restart gives the codes their real scale.
         self.codebook = nn.Parameter(torch.randn(codebook_size, dim) / math.sqrt(dim))
-        self.register_buffer("usage", torch.full((codebook_size,), 1.0 / codebook_size))
+        # Usage starts at zero: every code is "dead" before the first training batch, which initialises the unused
+        # ones from its residual vectors (a data-dependent start; random codes far from the latents never win).
+        self.register_buffer("usage", torch.zeros(codebook_size))
 
     def quantize(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Rows ``z`` (N, dim) -> (quantised sum (N, dim), codes (N, depth), residual inputs (depth, N, dim))."""
