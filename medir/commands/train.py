@@ -30,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     check_writable(Path(config.train.out_dir), "train.out_dir")  # before any data is read
     if config.train.device != "auto":
         check_device(str(config.train.device))
+    if config.method.name == "diffcode":  # three stages, each a run of the same loop
+        from medir.methods.diffcode import train_stages as train
     out = train(config, resume=args.resume, force=args.force)
     model = out / "model"
     if model.is_dir():

@@ -385,6 +385,10 @@ def build_source(cfg, name: str, *, simulate: Simulate | None = None) -> PairSou
 
 def build_train_set(cfg, *, seed: int, simulate: Simulate | None = None) -> torch.utils.data.Dataset:
     """Training samples of any kind; every kind exposes ``channels`` and ``scale``."""
+    if cfg.kind == "allinone":
+        from medir.data.allinone import build_allinone_set
+
+        return build_allinone_set(cfg, seed=seed, train=True)
     if cfg.kind == "labelled":
         from medir.data.labelled import build_labelled_train_set
 
@@ -395,6 +399,10 @@ def build_train_set(cfg, *, seed: int, simulate: Simulate | None = None) -> torc
 
 
 def build_val_set(cfg, *, simulate: Simulate | None = None) -> torch.utils.data.Dataset:
+    if cfg.kind == "allinone":
+        from medir.data.allinone import build_allinone_set
+
+        return build_allinone_set(cfg, seed=cfg.seed, train=False)
     if cfg.kind == "labelled":
         from medir.data.labelled import build_labelled_val_set
 

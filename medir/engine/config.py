@@ -59,9 +59,11 @@ class DatasetConfig:
     many whole-slice simulations per slice in memory and crops patches from them (for slow simulators such as CT).
     ``labelled``: ``root/images`` and ``root/labels`` with matching file names (integer label maps), for
     segmentation methods; ``preset`` maps the images to the network, labels move with them (nearest only).
+    ``allinone``: MRI 4x SR, low-dose CT and low-count PET simulated from phantoms, balanced per batch, with task
+    labels (:mod:`medir.data.allinone`; ``params``: per_task, size, split).
     """
 
-    kind: Literal["paired", "simulated", "labelled"] = "paired"
+    kind: Literal["paired", "simulated", "labelled", "allinone"] = "paired"
     root: str | None = None
     manifest: str | None = None
     task: str | None = None

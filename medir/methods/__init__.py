@@ -124,12 +124,20 @@ def build_lrformer(config, *, data) -> nn.Module:
     return build(config, data=data)
 
 
+def build_diffcode(config, *, data) -> nn.Module:
+    """One stage of DiffCode (:mod:`medir.methods.diffcode`); ``medir train`` runs all three in order."""
+    from medir.methods.diffcode import build_stage
+
+    return build_stage(config, data=data)
+
+
 METHODS: dict[str, Builder] = {
     "supervised": build_supervised,
     "seg_head": build_seg_head,
     "lrformer": build_lrformer,
     "rat": build_rat,
     "spdvfm": build_spdvfm,
+    "diffcode": build_diffcode,
 }
 
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from medir.errors import ConfigError
 from medir.models.complexity import describe
+from medir.models.diffcode import DiffCodeNet
 from medir.models.edsr import EDSR
 from medir.models.lrformer import LRformer
 from medir.models.nafnet import NAFNet
@@ -31,6 +32,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "rcan": RCAN,
     "lrformer": LRformer,
     "rat": RAT,
+    "diffcode": DiffCodeNet,
 }
 
 
@@ -160,6 +162,20 @@ def rat_base(**kw) -> nn.Module:
                   "heads": 8, "window_size": 4, **kw})
 
 
+# DiffCode (seed 004): all-in-one MRI SR / CT / PET; trained in three stages by `medir train` (medir.methods.diffcode).
+def diffcode_tiny(**kw) -> nn.Module:
+    """DiffCode with 8-wide NAF parts, codebooks 2 x 64 x 16 per task, 4 experts (CPU-trainable in minutes)."""
+    return DiffCodeNet(**{"vq_width": 8, "vq_blocks": [1, 1], "code_dim": 16, "codebook_size": 64, "depth": 2,
+                          "width": 8, "blocks": [1, 1], **kw})
+
+
+def diffcode_paper(**kw) -> nn.Module:
+    """DiffCode at the paper's sizes: codebooks 8 x 8192 x 256 per task, NAF width 64, 4 experts, top-1, T = 8."""
+    return DiffCodeNet(**{"vq_width": 64, "vq_blocks": [2, 2, 4], "code_dim": 256, "codebook_size": 8192, "depth": 8,
+                          "width": 64, "blocks": [2, 2, 4], "middle_blocks": 4, "denoiser_hidden": 512,
+                          "classifier_width": 32, **kw})
+
+
 PRESETS: dict[str, Callable[..., nn.Module]] = {
     "nafnet_tiny": nafnet_tiny,
     "nafnet_width32": nafnet_width32,
@@ -184,6 +200,8 @@ PRESETS: dict[str, Callable[..., nn.Module]] = {
     "lrformer_base": lrformer_base,
     "rat_tiny": rat_tiny,
     "rat_base": rat_base,
+    "diffcode_tiny": diffcode_tiny,
+    "diffcode_paper": diffcode_paper,
 }
 
 
