@@ -51,7 +51,7 @@ class FeatureNet(VGGFeatures):
             x = x.expand(-1, 3, -1, -1)
         elif x.shape[1] != 3:
             raise InputError(f"perceptual metrics take 1 or 3 channels, got {x.shape[1]}")
-        h = (x.float() - self.mean) / self.std
+        h = (x.to(self.mean.device, torch.float32) - self.mean) / self.std
         out, last = {}, max(self._names.index(n) for n in names)
         for i, layer in enumerate(self.features[: last + 1]):
             h = layer(h)
