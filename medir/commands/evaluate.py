@@ -164,13 +164,14 @@ def _unit_range(pred, target, window) -> tuple:
 
 def score_perceptual(row: dict, pred, target, features: dict) -> None:
     """Adds the pair's mean LPIPS over its slices to ``row``; keeps its FID features in ``features``."""
-    from medir.metrics.perceptual import lpips, pooled_features
+    from medir.metrics.perceptual import lpips_and_features
 
     p, t = _unit_range(pred, target, row["window"])
+    dist, pooled_p, pooled_t = lpips_and_features(p, t, net=features["net"], lpips_weights=features["lpips_weights"])
     row["perceptual_network"] = features["net"].label
-    row["lpips"] = float(lpips(p, t, net=features["net"], lpips_weights=features["lpips_weights"]).mean())
-    features["pred"].append(pooled_features(p, net=features["net"]))
-    features["target"].append(pooled_features(t, net=features["net"]))
+    row["lpips"] = float(dist.mean())
+    features["pred"].append(pooled_p)
+    features["target"].append(pooled_t)
 
 
 def _table(rows: list[dict]) -> str:

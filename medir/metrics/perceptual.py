@@ -175,7 +175,6 @@ def load_lpips_weights(path: str | Path) -> list[torch.Tensor]:
     return out
 
 
-@torch.no_grad()
 def lpips(x: torch.Tensor, y: torch.Tensor, *, net: FeatureNet,
           lpips_weights: str | Path | list[torch.Tensor] | None = None, batch_size: int = 4) -> torch.Tensor:
     """LPIPS distance per image pair: ``(N, C, H, W)`` x2 in [0, 1] -> ``(N,)``.
@@ -183,15 +182,24 @@ def lpips(x: torch.Tensor, y: torch.Tensor, *, net: FeatureNet,
     ``d(x, y) = sum_l mean_hw sum_c w_lc (f̂_l(x) - f̂_l(y))^2`` with ``f̂_l`` the activations at relu1_2,
     relu2_2, relu3_3, relu4_3, relu5_3 divided by their norm over channels. ``lpips_weights=None``: uniform
     ``w_lc = 1``, the "LPIPS-style, uniform weights" variant (the LPIPS paper's VGG baseline), not LPIPS as
-    published; a path or five vectors give the learned weights (:func:`load_lpips_weights`).
+    published; a path or five vectors give the learned weights (:func:`load_lpips_weights`). No gradients.
     """
+    return lpips_and_features(x, y, net=net, lpips_weights=lpips_weights, batch_size=batch_size)[0]
+
+
+@torch.no_grad()
+def lpips_and_features(x: torch.Tensor, y: torch.Tensor, *, net: FeatureNet,
+                       lpips_weights: str | Path | list[torch.Tensor] | None = None,
+                       batch_size: int = 4) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """:func:`lpips` ``(N,)`` and both sets' FID features ``(N, 512)`` (as :func:`pooled_features`) from one
+    pass of the network over each image, for callers that want both (``medir evaluate --perceptual``)."""
     _check_images(x, "x")
     _check_images(y, "y")
     if x.shape != y.shape:
         raise InputError(f"LPIPS compares images of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     if isinstance(lpips_weights, (str, Path)):
         lpips_weights = load_lpips_weights(lpips_weights)
-    parts = []
+    dist, pooled_x, pooled_y = [], [], []
     for i in range(0, x.shape[0], batch_size):
         fx = net.taps(x[i:i + batch_size], LPIPS_LAYERS)
         fy = net.taps(y[i:i + batch_size], LPIPS_LAYERS)
@@ -201,8 +209,10 @@ def lpips(x: torch.Tensor, y: torch.Tensor, *, net: FeatureNet,
             if lpips_weights is not None:
                 diff = diff * lpips_weights[k].to(diff).view(1, -1, 1, 1)
             total += diff.sum(1).mean(dim=(1, 2))
-        parts.append(total)
-    return torch.cat(parts)
+        dist.append(total)
+        pooled_x.append(fx[FID_LAYER].mean(dim=(2, 3)))
+        pooled_y.append(fy[FID_LAYER].mean(dim=(2, 3)))
+    return torch.cat(dist), *(torch.cat(p).double().cpu().numpy() for p in (pooled_x, pooled_y))
 
 
 def _unit(f: torch.Tensor) -> torch.Tensor:

@@ -3,11 +3,19 @@ network is deterministic, the metrics behave as distances, bad weight files give
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from medir.errors import MedirError
-from medir.metrics.perceptual import feature_network, fid, frechet_distance, lpips, pooled_features
+from medir.metrics.perceptual import (
+    feature_network,
+    fid,
+    frechet_distance,
+    lpips,
+    lpips_and_features,
+    pooled_features,
+)
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +100,9 @@ def test_lpips_zero_for_identical_positive_for_different_and_increasing_with_noi
     assert same.shape == (images.shape[0],) and torch.all(same == 0)
     small, large = lpips(images, _noisy(images, 0.05), net=net), lpips(images, _noisy(images, 0.3), net=net)
     assert torch.all(small > 0) and torch.all(large > small)
+    dist, fx, fy = lpips_and_features(images, _noisy(images, 0.05), net=net)
+    assert torch.allclose(dist, small) and np.allclose(fx, pooled_features(images, net=net), rtol=1e-5, atol=1e-7)
+    assert np.allclose(fy, pooled_features(_noisy(images, 0.05), net=net), rtol=1e-5, atol=1e-7)
     rgb = images.expand(-1, 3, -1, -1)
     assert torch.allclose(lpips(rgb, _noisy(images, 0.05).expand(-1, 3, -1, -1), net=net), small)
 
