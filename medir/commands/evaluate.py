@@ -1,5 +1,6 @@
 """``medir evaluate --pred P --target T``: PSNR, SSIM, NMSE, RMSE per file (or per pair of files at the same
-relative path in two folders, e.g. two medir output folders), in physical units."""
+relative path in two folders, e.g. two medir output folders), in physical units. ``--perceptual`` adds LPIPS per
+file and FID over all slices (:mod:`medir.metrics.perceptual`), labelled with the feature network used."""
 
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", type=Path, help="the degraded input, shown in --figure next to the restored image")
     p.add_argument("--figure", type=Path, help="write a PNG: [input |] restored | reference, in the evaluation window")
     p.add_argument("--force", action="store_true", help="overwrite existing --csv / --figure files")
+    p.add_argument("--perceptual", action="store_true",
+                   help="also LPIPS (per file) and FID (over all slices); without --features the network is a "
+                        "seeded random VGG16: NOT standard FID/LPIPS, comparable only between runs of this default")
+    p.add_argument("--features", type=Path,
+                   help="VGG16 state dict (torchvision layout, .pth or .safetensors) for --perceptual, e.g. the ImageNet "
+                        "weights you downloaded; implies --perceptual")
+    p.add_argument("--lpips-weights", type=Path,
+                   help="learned LPIPS linear weights (the lpips package's vgg.pth); default: uniform weights")
 
 
 def _pairs(pred: Path, target: Path) -> list[tuple]:
@@ -80,6 +89,9 @@ def _check_outputs(args) -> None:
         raise InputError(f"--input {args.input} does not exist: check the path")
     _data_range(args.data_range)
     _window(args, "OT")
+    for flag, path in (("--features", args.features), ("--lpips-weights", args.lpips_weights)):
+        if path is not None and not path.is_file():
+            raise InputError(f"{flag} {path} is not a file: give the path of a downloaded weight file")
 
 
 def _window(args, modality: str):
@@ -138,14 +150,38 @@ def score_pair(name: str, pred, target, args) -> dict:
     }
 
 
+def _unit_range(pred, target, window) -> tuple:
+    """Both images' slices ``(D, C, H, W)`` scaled to [0, 1] as float32 tensors for the perceptual metrics: by
+    the evaluation window when there is one, else by the reference's min - max (both images alike), clipped."""
+    import numpy as np
+    import torch
+
+    p, t = pred.slices().astype(np.float32), target.slices().astype(np.float32)
+    lo, hi = window if window else (float(t.min()), float(t.max()))
+    span = (hi - lo) or 1.0
+    return tuple(torch.from_numpy(np.clip((a - lo) / span, 0, 1)) for a in (p, t))
+
+
+def score_perceptual(row: dict, pred, target, features: dict) -> None:
+    """Adds the pair's mean LPIPS over its slices to ``row``; keeps its FID features in ``features``."""
+    from medir.metrics.perceptual import lpips_and_features
+
+    p, t = _unit_range(pred, target, row["window"])
+    dist, pooled_p, pooled_t = lpips_and_features(p, t, net=features["net"], lpips_weights=features["lpips_weights"])
+    row["perceptual_network"] = features["net"].label
+    row["lpips"] = float(dist.mean())
+    features["pred"].append(pooled_p)
+    features["target"].append(pooled_t)
+
+
 def _table(rows: list[dict]) -> str:
     width = max(32, *(len(r["file"]) for r in rows))
-    lines = [f"{'file':<{width}} {'PSNR dB':>9} {'SSIM':>7} {'NMSE':>10} {'RMSE':>10}"]
-    for r in rows:
-        lines.append(f"{r['file']:<{width}} {r['psnr']:9.3f} {r['ssim']:7.4f} {r['nmse']:10.3e} {r['rmse']:10.3f}")
-    if len(rows) > 1:
-        mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("psnr", "ssim", "nmse", "rmse")}
-        lines.append(f"{'mean':<{width}} {mean['psnr']:9.3f} {mean['ssim']:7.4f} {mean['nmse']:10.3e} {mean['rmse']:10.3f}")
+    perceptual = "lpips" in rows[0]
+    lines = [f"{'file':<{width}} {'PSNR dB':>9} {'SSIM':>7} {'NMSE':>10} {'RMSE':>10}" + (f" {'LPIPS':>8}" * perceptual)]
+    mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("psnr", "ssim", "nmse", "rmse", "lpips") if k in rows[0]}
+    for name, r in [(r["file"], r) for r in rows] + ([("mean", mean)] if len(rows) > 1 else []):
+        line = f"{name:<{width}} {r['psnr']:9.3f} {r['ssim']:7.4f} {r['nmse']:10.3e} {r['rmse']:10.3f}"
+        lines.append(line + (f" {r['lpips']:8.4f}" if perceptual else ""))
     return "\n".join(lines)
 
 
@@ -153,7 +189,8 @@ def _write_csv(rows: list[dict], path: Path, force: bool) -> None:
     from medir.engine.atomic import atomic_write_text
 
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["file", "psnr", "ssim", "nmse", "rmse", "units", "window"])
+    fields = ["file", "psnr", "ssim", "nmse", "rmse"] + (["lpips", "perceptual_network"] if "lpips" in rows[0] else []) + ["units", "window"]
+    writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, buf.getvalue(), force=force)
@@ -175,18 +212,52 @@ def _figure(args, row: dict, pred, target) -> None:
     print(f"figure written to {args.figure}")
 
 
+def _perceptual_setup(args) -> dict | None:
+    """The feature network (and LPIPS weights) for --perceptual / --features, loaded once; None without them."""
+    if not (args.perceptual or args.features):
+        return None
+    from medir.metrics.perceptual import feature_network, load_lpips_weights
+
+    weights = load_lpips_weights(args.lpips_weights) if args.lpips_weights else None
+    return {"net": feature_network(args.features), "lpips_weights": weights, "pred": [], "target": []}
+
+
+def _perceptual_summary(features: dict, lpips_weights: Path | None, window) -> str:
+    """Two lines: the network's label, the LPIPS variant, the FID over all slices (or why there is none)."""
+    import numpy as np
+
+    from medir.metrics.perceptual import FID_DIM, frechet_distance
+
+    variant = f"learned weights {lpips_weights.name}" if lpips_weights else "LPIPS-style, uniform weights"
+    scaling = (f"images scaled to [0, 1] from [{window[0]:g}, {window[1]:g}]" if window
+               else "images scaled to [0, 1] by each reference's min - max")
+    pred, target = np.concatenate(features["pred"]), np.concatenate(features["target"])
+    n = len(pred)
+    if n < 2:
+        fid_text = f"FID: n/a (needs at least 2 slices, got {n})"
+    else:
+        note = f"; biased upward with N <= {FID_DIM}: compare only at equal N" if n <= FID_DIM else ""
+        fid_text = f"FID (VGG16 relu5_3, not Inception): {frechet_distance(target, pred):.4g} over N={n} slices{note}"
+    return f"perceptual network: {features['net'].label}; LPIPS: {variant}; {scaling}\n{fid_text}"
+
+
 def run(args: argparse.Namespace) -> int:
     _check_outputs(args)
+    features = _perceptual_setup(args)
     rows, first = [], None
     for pred_item, target_item in _pairs(args.pred, args.target):
         pred, target = read_pair(pred_item, target_item, args)
         rows.append(score_pair(pred_item.label, pred, target, args))
+        if features is not None:
+            score_perceptual(rows[-1], pred, target, features)
         first = first or (pred, target)  # kept for --figure; the others are not held in memory
     window, units = rows[0]["window"], rows[0]["units"]
     policy = "per-image target max - min" if args.data_range == "target" else f"fixed {args.data_range}"
     clip = f"clipped to [{window[0]:g}, {window[1]:g}] {units}" if window else "no window"
     print(f"data range: {policy}; {clip}; RMSE in {units}")
     print(_table(rows))
+    if features is not None:
+        print(_perceptual_summary(features, args.lpips_weights, window))
     if args.csv:
         _write_csv(rows, args.csv, args.force)
     if args.figure:

@@ -13,6 +13,9 @@ moves results by 1-2 dB when left implicit:
 ``window=(lo, hi)`` clips both images to an evaluation window first (CT L40/W400
 is ``(-160, 240)``). With ``mask`` only pixels where the mask is true count.
 Batched inputs give one value per image, averaged (``reduce="mean"``) or not.
+
+Perceptual metrics (FID, LPIPS on a VGG16 feature network, labelled default without download) live in
+:mod:`medir.metrics.perceptual`, imported on demand.
 """
 
 from medir.metrics.core import METRICS, nmse, psnr, rmse, ssim
