@@ -6,7 +6,9 @@
 The pairs are the layout ``medir train`` reads for your own data: ``ROOT/lq/NAME`` and ``ROOT/hq/NAME`` with the
 same file names (here NPY in HU; DICOM, NIfTI, PNG/TIFF and NPZ work too). The high-quality images are rotated
 Shepp-Logan phantoms in HU; the low-quality ones are the same phantoms at 1 % of the reference CT dose, simulated by
-medir's ``ct-lowdose`` noise insertion (``scan_dose=None``: the phantom itself has no noise).
+medir's ``ct-lowdose`` noise insertion (``scan_dose=None``: the phantom itself has no noise). The network sees HU
+through the ``ct-soft`` preset ([-160, 240] HU -> [0, 1]): with the full-range ``ct`` preset the same 300 steps
+did not beat the input. With the defaults it printed input 26.91 dB, restored 31.61 dB.
 """
 
 import os
@@ -54,8 +56,8 @@ with tempfile.TemporaryDirectory() as tmp:
         "model": {"preset": "nafnet_tiny"},
         "method": {"name": "supervised", "args": {"loss": "l1"}},
         "data": {
-            "train": {"kind": "paired", "root": str(tmp / "train"), "preset": "ct", "patch_size": 32},
-            "val": {"kind": "paired", "root": str(tmp / "val"), "preset": "ct", "patch_size": None},
+            "train": {"kind": "paired", "root": str(tmp / "train"), "preset": "ct-soft", "patch_size": 32},
+            "val": {"kind": "paired", "root": str(tmp / "val"), "preset": "ct-soft", "patch_size": None},
             "data_range": "target",
         },
         "optim": {"name": "adamw", "lr": 2e-3},
