@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -102,11 +103,14 @@ def save_grey_png(fig, path: Path, *, force: bool, dpi: int = 110) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Write docs/img/ct_restored.png from the shipped CT model.")
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--force", action="store_true", help="overwrite an existing figure")
     args = p.parse_args(argv)
+    if args.out.exists() and not args.force:
+        print(f"make_figures: {args.out} exists: pass --force to overwrite it", file=sys.stderr)
+        return 2
     rows = restored_rows()
     for row in rows:
         ref = row["reference"]
@@ -114,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
               "(window [-160, 240] HU, data range = reference max - min)")
     path = save_grey_png(draw(rows), args.out, force=args.force)
     print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
