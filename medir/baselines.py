@@ -3,7 +3,7 @@
 Denoisers (Gaussian, non-local means, total variation, BM3D) work in the input's own units;
 where a noise level is needed and not given it is estimated per image and channel with the
 wavelet MAD estimator (Donoho & Johnstone 1994, ``skimage.restoration.estimate_sigma``).
-``Bicubic`` upsamples by ``scale``. ``EmissionFBP`` / ``EmissionOSEM`` reconstruct emission
+``Bicubic`` and ``Lanczos`` upsample by ``scale``. ``EmissionFBP`` / ``EmissionOSEM`` reconstruct emission
 sinograms ``(B, C, views, n_det)`` with an :class:`medir.physics.pet.EmissionSystem`.
 Baselines have no weights; they are ``nn.Module`` so benchmarks treat them like trained models.
 """
@@ -129,6 +129,32 @@ class Bicubic(_Baseline):
         return resize_bicubic(lq, (h * self.scale, w * self.scale), antialias=False)
 
 
+class Lanczos(_Baseline):
+    """Lanczos-3 upsampling by ``scale`` (``(B, C, H, W) -> (B, C, sH, sW)``, Pillow's float resampler, pixel
+    centres aligned as in :class:`Bicubic`); ``scale=1`` is the identity."""
+
+    def __init__(self, *, scale: int = 4):
+        super().__init__()
+        if scale not in (1, 2, 3, 4, 8):
+            raise MedirError(f"scale={scale} is not supported by the lanczos baseline: use 1, 2, 3, 4 or 8")
+        self.scale = int(scale)
+
+    def _one(self, img: np.ndarray) -> np.ndarray:
+        from PIL import Image as PILImage
+
+        h, w = img.shape
+        up = PILImage.fromarray(img.astype(np.float32), mode="F").resize((w * self.scale, h * self.scale),
+                                                                         PILImage.Resampling.LANCZOS)
+        return np.asarray(up, dtype=np.float64)
+
+    def forward(self, lq: torch.Tensor, **cond) -> torch.Tensor:
+        if self.scale == 1:
+            return lq
+        a = lq.detach().cpu().double().numpy()
+        out = np.stack([np.stack([self._one(img) for img in channels]) for channels in a])
+        return torch.from_numpy(out).to(device=lq.device, dtype=lq.dtype)
+
+
 class EmissionFBP(_Baseline):
     """Attenuation-corrected FBP of emission counts ``(B, C, views, n_det)`` -> ``(B, C, H, W)``, clipped at 0."""
 
@@ -162,6 +188,7 @@ BASELINES: dict[str, type[nn.Module]] = {
     "tv": TotalVariation,
     "bm3d": BM3D,
     "bicubic": Bicubic,
+    "lanczos": Lanczos,
     "fbp": EmissionFBP,
     "osem": EmissionOSEM,
 }
