@@ -118,12 +118,27 @@ def summary(rows: list[dict], command: str) -> dict:
     return out
 
 
+def write_card(model: str, card, means: dict, degradation: str) -> None:
+    """Put ``means`` into the model folder's config.json (atomic rewrite); other metrics are kept."""
+    from medir.engine.atomic import atomic_write_text
+    from medir.engine.modelfile import CONFIG, resolve_model_path
+
+    suffix = "" if degradation == "bicubic" else f"_{degradation}"
+    for group, values in means.items():
+        card.metrics[f"held_out_{group}{suffix}"] = {
+            **values, "policy": f"PSNR/SSIM in a.u., data range per image = reference max - min, {BORDER}-pixel "
+                                "border crop; best_classical = better of bicubic and Lanczos per image and metric"}
+    atomic_write_text(resolve_model_path(model) / CONFIG, card.to_json())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="mr-sr4-edsr", help="shipped model name or model folder")
     p.add_argument("--degradation", choices=("bicubic", "kspace"), default="bicubic")
     p.add_argument("--sets", default="real,sim", help="comma-separated: real, sim")
     p.add_argument("--json", type=Path, help="also write the per-set means to this JSON file")
+    p.add_argument("--write-card", action="store_true",
+                   help="store the per-set means in the model's config.json as metrics held_out_<set>")
     args = p.parse_args()
     model, card = load_model(args.model)
     if card.scale != SCALE:
@@ -142,9 +157,12 @@ def main() -> None:
         print(f"{label}: PSNR bicubic {row['bicubic']['psnr']:.2f} lanczos {row['lanczos']['psnr']:.2f} "
               f"model {row['model']['psnr']:.2f}", flush=True)
     report(rows, args.model, card.arch, args.degradation)
+    command = f"benchmarks/mri_sr_eval.py --model {args.model} --degradation {args.degradation}"
+    means = summary(rows, command)
     if args.json:
-        command = f"benchmarks/mri_sr_eval.py --model {args.model} --degradation {args.degradation}"
-        args.json.write_text(json.dumps(summary(rows, command), indent=1))
+        args.json.write_text(json.dumps(means, indent=1))
+    if args.write_card:
+        write_card(args.model, card, means, args.degradation)
     print(f"\nmodel: {seconds / len(rows):.2f} s per slice on average ({pixels / max(seconds, 1e-9) / 1e6:.2f} "
           "megapixels of output per second) on this CPU")
 
