@@ -1,4 +1,4 @@
-"""Speed of the candidate 4x MRI super-resolution backbones at about 0.25 M parameters, as ratios to EDSR.
+"""Speed of the candidate 4x MRI super-resolution backbones (about 0.25 M parameters), as ratios to EDSR.
 
 One training step (batch 16 of 24x24 low-resolution patches, L1, Adam) and one inference of a 64x64 input
 (256x256 output), each timed as the median of ``--repeats`` interleaved rounds in this process on one thread, so the
@@ -23,6 +23,7 @@ CANDIDATES = {
     "rcan f32 g2 b4": ("rcan", dict(features=32, groups=2, blocks=4, reduction=8)),
     "swinir d48 [4,4]": ("swinir", dict(embed_dim=48, depths=[4, 4], heads=[4, 4], window_size=8,
                                         upsampler="pixelshuffledirect")),
+    "nafnet w16 (pre-upsampled)": ("nafnet", dict(width=16, enc_blocks=[1, 1, 2], middle_blocks=2, dec_blocks=[1, 1, 1])),
 }
 
 

@@ -6,8 +6,8 @@ Data (``medir.data.mri_sr``), none of it trained on or used for model selection:
 - ``sim``: axial slices z = 110..142 (step 8) of the MNI ICBM152 template in its T1 and a synthetic T2-like contrast
   (the model trained on z < 100 only).
 The low-resolution input is medir's ``mri-sr`` task: ``--degradation bicubic`` (default, the seeds' ``ixi-4x``
-protocol the model was trained on: antialiased bicubic x4) or ``kspace`` (central 1/4 of k-space, magnitude; a
-degradation the model never saw, to show how it transfers).
+protocol the model was trained on: antialiased bicubic x4) or ``kspace`` (central 1/4 of k-space, magnitude, sampled
+at the centres of 4x4 blocks as bicubic is; a degradation the model never saw, to show how it transfers).
 Metrics: PSNR / SSIM (11x11 Gaussian window, sigma 1.5) in the images' own MR units (a.u.), data range per image =
 reference max - min, after cropping ``scale`` = 4 pixels from every border (the usual SR convention); RMSE in a.u.
 and NMSE = ||x - y||^2 / ||y||^2 on the same crop. "best classical" takes, per image and per metric, the best of 8
@@ -62,9 +62,19 @@ def held_out(sets: tuple[str, ...]) -> list[tuple[str, str, np.ndarray, tuple[fl
 
 
 def degrade(hq: np.ndarray, method: str) -> np.ndarray:
-    """The 4x smaller ``mri-sr`` input of a reference (no noise), a.u."""
+    """The 4x smaller ``mri-sr`` input of a reference (no noise), a.u.
+
+    Low-resolution pixel ``k`` stands for the centre of the reference's ``4 x 4`` block ``k`` (bicubic's convention,
+    and medir's SR output geometry). ``kspace_truncate`` alone samples the block's first pixel (the FFT grid), so
+    for ``kspace`` the reference is first shifted by ``-(scale - 1) / 2`` pixels (a Fourier phase ramp).
+    """
+    from scipy import ndimage
+
     from medir.physics import simulate
 
+    if method == "kspace":
+        shift = -(SCALE - 1) / 2
+        hq = np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(hq), (shift, shift))).real.clip(min=0)
     x = torch.from_numpy(np.ascontiguousarray(hq, dtype=np.float32))[None, None]
     return simulate("mri-sr", x, scale=SCALE, method=method)[0, 0].numpy()
 
