@@ -49,8 +49,9 @@ def test_beats_bicubic_on_a_real_held_out_scan():
     crop = (slice(4, -4), slice(4, -4))
     scores = {k: (psnr(v[crop], ref[crop], data_range="target"), ssim(v[crop], ref[crop], data_range="target"))
               for k, v in (("model", out), ("bicubic", bicubic))}
-    assert scores["model"][0] > scores["bicubic"][0] + 0.3  # dB
-    assert scores["model"][1] > scores["bicubic"][1]
+    # measured: 32.67 dB vs 30.80 dB, SSIM 0.893 vs 0.858
+    assert scores["model"][0] > scores["bicubic"][0] + 1.0  # dB
+    assert scores["model"][1] > scores["bicubic"][1] + 0.02
 
 
 def test_restore_dicom_gives_a_4x_grid_with_a_quarter_of_the_spacing(tmp_path):
