@@ -77,6 +77,9 @@ PRESETS: dict[str, IntensityPreset] = {
     "pet-counts": IntensityPreset("pet-counts", "PT", "counts", mode="per_image", percentile=99.9),
     # MRI magnitude normalised from [0, 4095] (12-bit scanners, IXI).
     "mr": IntensityPreset("mr", "MR", "a.u.", lo=0.0, hi=4095.0),
+    # MR magnitude divided by its own 99.5th percentile: MR units are arbitrary (scanner and protocol set the scale),
+    # so a model meets every file at the same level (the shipped MRI super-resolution model uses it).
+    "mr-auto": IntensityPreset("mr-auto", "MR", "a.u.", mode="per_image", percentile=99.5),
     # Planar scintigraphy: counts divided by a robust per-image maximum.
     "nm": IntensityPreset("nm", "NM", "counts", mode="per_image", percentile=99.5),
     # RGB pathology, 8-bit.

@@ -7,7 +7,8 @@ image (SourceImageSequence; for enhanced images the Derivation Image functional
 group). Identity, geometry and spacing are kept (per frame for enhanced images; an
 output of another size gets the same field of view on its new grid), and pixels are
 stored back in the source representation (same dtype, same rescale, per frame where
-the source has per-frame rescale), clipped to what it can hold.
+the source has per-frame rescale), clipped to what it can hold. Overlay planes of a resized
+output are magnified with it (integer factors) or dropped.
 
 Anonymised sources lack what a derived series needs (empty or missing SOP Class,
 Study or Frame of Reference UIDs, modality): these are created (a SOP Class from
@@ -177,7 +178,31 @@ def _resize(ds, shape: tuple[int, int]) -> None:
     if abs(shape[1] / cols - factor) > 1e-9:
         raise InputError(f"image of {shape[0]}x{shape[1]} is not a uniform rescale of its {rows}x{cols} DICOM source")
     resize_geometry(ds, factor)
+    _resize_overlays(ds, factor)
     ds.Rows, ds.Columns = shape
+
+
+def _resize_overlays(ds, factor: float) -> None:
+    """Overlay planes (groups 60xx, e.g. a marked lesion) are drawn on the image's pixel grid: magnify each by an
+    integer ``factor`` (every overlay bit becomes a ``factor x factor`` block, OverlayOrigin moved to match), and drop
+    those that cannot follow the grid (down-sampling, multi-frame overlays), with a warning naming the group."""
+    from pydicom.pixels import pack_bits
+
+    k = round(factor)
+    for g in sorted({t.group for t in ds.keys() if 0x6000 <= t.group <= 0x601E and t.group % 2 == 0}):
+        frames = int(ds[g, 0x0015].value) if (g, 0x0015) in ds else 1
+        if abs(factor - k) > 1e-9 or k < 1 or frames != 1 or (g, 0x3000) not in ds or (g, 0x0010) not in ds:
+            for tag in [t for t in ds.keys() if t.group == g]:
+                del ds[tag]
+            log.warning("overlay group %04X dropped: it cannot follow a %gx resize of the image", g, factor)
+            continue
+        bits = ds.overlay_array(g)
+        big = np.kron(bits, np.ones((k, k), dtype=bits.dtype))
+        ds[g, 0x0010].value, ds[g, 0x0011].value = big.shape
+        ds[g, 0x3000].value = pack_bits(big)
+        if (g, 0x0050) in ds:  # OverlayOrigin: 1-based (row, column) of the overlay's first pixel on the image
+            r0, c0 = (int(v) for v in ds[g, 0x0050].value)
+            ds[g, 0x0050].value = [(r0 - 1) * k + 1, (c0 - 1) * k + 1]
 
 
 def _stored_dtype(ds) -> tuple[np.dtype, float, float]:

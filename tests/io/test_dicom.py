@@ -104,3 +104,32 @@ def test_non_uniform_resize_is_refused(ct_small, tmp_path):
     image = read_image(ct_small)
     with pytest.raises(InputError, match="not a uniform rescale"):
         write_image(image.with_slices(np.zeros((1, 1, 64, 128), np.float32)), tmp_path / "bad.dcm")
+
+
+@pytest.mark.parametrize("factor", [4, 0.5])
+def test_resized_dicom_output_rescales_or_drops_overlays(tmp_path, factor):
+    """An overlay (a marked region) stays on the same anatomy after super-resolution; a down-sampled output drops it."""
+    from pydicom.data import get_testdata_file
+    from pydicom.pixels import pack_bits
+
+    src = tmp_path / "overlay.dcm"
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    mark = np.zeros((64, 64), np.uint8)
+    mark[10:20, 30:34] = 1
+    ds.add_new((0x6000, 0x0010), "US", 64)
+    ds.add_new((0x6000, 0x0011), "US", 64)
+    ds.add_new((0x6000, 0x0040), "CS", "G")
+    ds.add_new((0x6000, 0x0050), "SS", [1, 1])
+    ds.add_new((0x6000, 0x0100), "US", 1)
+    ds.add_new((0x6000, 0x0102), "US", 0)
+    ds.add_new((0x6000, 0x3000), "OW", pack_bits(mark))
+    ds.save_as(src)
+    image = read_image(src)
+    n = int(64 * factor)
+    out = write_image(image.with_slices(np.zeros((1, 1, n, n), np.float32)), tmp_path / "r.dcm")
+    res = pydicom.dcmread(out)
+    if factor < 1:
+        assert (0x6000, 0x3000) not in res
+        return
+    assert (res[0x6000, 0x0010].value, res[0x6000, 0x0011].value) == (n, n)
+    assert np.array_equal(res.overlay_array(0x6000), np.kron(mark, np.ones((4, 4), np.uint8)))
