@@ -3,7 +3,8 @@
 Denoisers (Gaussian, non-local means, total variation, BM3D) work in the input's own units;
 where a noise level is needed and not given it is estimated per image and channel with the
 wavelet MAD estimator (Donoho & Johnstone 1994, ``skimage.restoration.estimate_sigma``).
-``Bicubic`` upsamples by ``scale``. ``EmissionFBP`` / ``EmissionOSEM`` reconstruct emission
+``Bicubic`` upsamples by ``scale`` (PyTorch's kernel); ``Interpolate`` by Keys' cubic or Lanczos
+with a tunable parameter. ``EmissionFBP`` / ``EmissionOSEM`` reconstruct emission
 sinograms ``(B, C, views, n_det)`` with an :class:`medir.physics.pet.EmissionSystem`.
 Baselines have no weights; they are ``nn.Module`` so benchmarks treat them like trained models.
 """
@@ -129,6 +130,55 @@ class Bicubic(_Baseline):
         return resize_bicubic(lq, (h * self.scale, w * self.scale), antialias=False)
 
 
+def interpolation_kernel(t: torch.Tensor, *, kind: str, param: float) -> torch.Tensor:
+    """Interpolation weights at distances ``t`` (input pixels).
+
+    ``keys``: Keys' cubic with parameter ``a`` = ``param`` (-0.5: MATLAB/PIL bicubic, -0.75: PyTorch/OpenCV);
+    ``lanczos``: ``sinc(t) sinc(t / a)`` for ``|t| < a`` with ``a`` = ``param`` lobes (3: PIL's LANCZOS).
+    """
+    x = t.abs()
+    if kind == "keys":
+        a = param
+        near = ((a + 2) * x - (a + 3)) * x * x + 1
+        far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+        return torch.where(x <= 1, near, torch.where(x < 2, far, torch.zeros_like(x)))
+    if kind == "lanczos":
+        return torch.where(x < param, torch.sinc(x) * torch.sinc(x / param), torch.zeros_like(x))
+    raise MedirError(f"unknown interpolation kernel '{kind}': use keys or lanczos")
+
+
+def upsample_matrix(n: int, scale: int, *, kind: str, param: float) -> torch.Tensor:
+    """``(n * scale, n)`` matrix of a separable upsampling by ``scale`` (pixel centres aligned, as
+    ``align_corners=False``; edge pixels replicated; each row normalised to sum to one)."""
+    centres = (torch.arange(n * scale, dtype=torch.float64) + 0.5) / scale - 0.5
+    support = 2 if kind == "keys" else int(np.ceil(param))
+    taps = torch.floor(centres)[:, None] + torch.arange(-support + 1, support + 1, dtype=torch.float64)[None]
+    w = interpolation_kernel(centres[:, None] - taps, kind=kind, param=param)
+    w = w / w.sum(dim=1, keepdim=True)
+    m = torch.zeros(n * scale, n, dtype=torch.float64)
+    m.scatter_add_(1, taps.clamp(0, n - 1).long(), w)
+    return m
+
+
+class Interpolate(_Baseline):
+    """Separable upsampling by ``scale`` with Keys' cubic (``kind="keys"``, ``param`` = a) or Lanczos
+    (``kind="lanczos"``, ``param`` = lobes): ``(B, C, H, W) -> (B, C, sH, sW)``, values not clipped.
+    ``Interpolate(kind="keys", param=-0.75)`` equals :class:`Bicubic` away from the borders."""
+
+    def __init__(self, *, scale: int = 4, kind: str = "lanczos", param: float = 3.0):
+        super().__init__()
+        interpolation_kernel(torch.zeros(1), kind=kind, param=param)  # checks kind
+        if scale < 1 or param == 0:
+            raise MedirError(f"scale={scale}, param={param}: need scale >= 1 and a non-zero kernel parameter")
+        self.scale, self.kind, self.param = int(scale), kind, float(param)
+
+    def forward(self, lq: torch.Tensor, **cond) -> torch.Tensor:
+        h, w = lq.shape[-2:]
+        rows = upsample_matrix(h, self.scale, kind=self.kind, param=self.param).to(lq.device)
+        cols = upsample_matrix(w, self.scale, kind=self.kind, param=self.param).to(lq.device)
+        return torch.einsum("ih,bchw,jw->bcij", rows, lq.double(), cols).to(lq.dtype)
+
+
 class EmissionFBP(_Baseline):
     """Attenuation-corrected FBP of emission counts ``(B, C, views, n_det)`` -> ``(B, C, H, W)``, clipped at 0."""
 
@@ -162,6 +212,7 @@ BASELINES: dict[str, type[nn.Module]] = {
     "tv": TotalVariation,
     "bm3d": BM3D,
     "bicubic": Bicubic,
+    "interpolate": Interpolate,
     "fbp": EmissionFBP,
     "osem": EmissionOSEM,
 }

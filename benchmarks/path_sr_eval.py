@@ -1,0 +1,195 @@
+"""4x pathology super-resolution on real held-out images: the model vs its input vs the best interpolation per image.
+
+Data (``python -m medir.data.pathology data/path_sr``): ``test/ihc_test.png`` (scikit-image's ihc.png columns
+384..511, 128 px away from the training columns 0..255) and ``test/he_stardist.png`` (stardist's H&E histo.jpg,
+another stain and tissue; a JPEG, so its reference carries JPEG artefacts). Neither was trained on or used for
+any choice. The low-resolution input is medir's ``path-sr`` degradation of the whole image (antialiased bicubic
+x4 down, clipped and rounded to 8 bits); the model restores it through :func:`medir.engine.inference.restore_image`
+(the code ``medir restore`` runs) and every output is rounded to 8 bits, as a user's PNG would be.
+
+Rows: ``input`` is the low-resolution image brought back by bicubic x4 (PyTorch's kernel, a = -0.75: the RAT
+protocol's degraded input); ``best interpolation`` is an oracle tuned per image against the reference: Keys' cubic
+with a in {-0.5, -0.75, -1.0} and Lanczos with 2, 3 or 4 lobes, the best PSNR and the best SSIM each taken on its own.
+
+Metrics: PSNR and SSIM on RGB (8-bit, data range 255; SSIM per channel, averaged) and, labelled ``Y``, on the
+ITU-R BT.601 luma ``Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255`` (data range 255, as RAT's released
+evaluation and BasicSR), RMSE in grey levels on RGB. ``scale`` (4) pixels are cropped from every border. Mean and
+standard deviation are over 128x128 tiles of each test image (each cropped by 4 px on every side); the
+``whole`` columns score the whole image (border 4). Speed: the model's time on the 128x128 low-resolution
+image, as a ratio to Lanczos-3 in the same process.
+
+    OMP_NUM_THREADS=1 python benchmarks/path_sr_eval.py --model medir/shipped/sm-sr4-edsr
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medir.baselines import Bicubic, Interpolate
+from medir.metrics import psnr, rmse, ssim
+
+SCALE = 4
+TILE = 128
+GRID = [("keys", -0.5), ("keys", -0.75), ("keys", -1.0), ("lanczos", 2.0), ("lanczos", 3.0), ("lanczos", 4.0)]
+
+
+def degrade(hq: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H/4, W/4, 3) float 0..255 by medir's path-sr (bicubic x4 down, 8-bit)."""
+    from medir.physics import simulate
+
+    x = torch.from_numpy(np.ascontiguousarray(hq.transpose(2, 0, 1), dtype=np.float32))[None]
+    return simulate("path-sr", x, scale=SCALE, upsample=False)[0].numpy().transpose(1, 2, 0)
+
+
+def to_8bit(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(x), 0, 255)
+
+
+def restore(model, card, lq: np.ndarray, *, tile: int | None = 512) -> np.ndarray:
+    """(h, w, 3) 0..255 -> (4h, 4w, 3) 0..255 through the inference engine ``medir restore`` uses, 8-bit."""
+    from medir.engine.inference import restore_image
+    from medir.io import Image, ImageMeta
+
+    meta = ImageMeta(modality="SM", units="RGB8", channels=3, source_format="raster", source={"dtype": "uint8"})
+    out = restore_image(Image(lq.astype(np.float32), meta), model, card, tile=tile)
+    return to_8bit(out.array)
+
+
+def interpolate(lq: np.ndarray, kind: str, param: float) -> np.ndarray:
+    x = torch.from_numpy(lq.transpose(2, 0, 1).astype(np.float64))[None]
+    return to_8bit(Interpolate(scale=SCALE, kind=kind, param=param)(x)[0].numpy().transpose(1, 2, 0))
+
+
+def bicubic_input(lq: np.ndarray) -> np.ndarray:
+    x = torch.from_numpy(lq.transpose(2, 0, 1).astype(np.float32))[None]
+    return to_8bit(Bicubic(scale=SCALE)(x)[0].numpy().transpose(1, 2, 0))
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 Y in [16, 235] of (..., 3) RGB 0..255 (MATLAB rgb2ycbcr, as BasicSR and RAT)."""
+    return 16.0 + rgb @ np.array([65.481, 128.553, 24.966]) / 255.0
+
+
+def score(pred: np.ndarray, hq: np.ndarray, *, border: int = SCALE) -> dict[str, float]:
+    """PSNR/SSIM (RGB and Y, data range 255) and RMSE (grey levels) of (H, W, 3) images, ``border`` cropped."""
+    p = pred[border:-border, border:-border].astype(np.float64)
+    t = hq[border:-border, border:-border].astype(np.float64)
+    prgb, trgb = p.transpose(2, 0, 1), t.transpose(2, 0, 1)
+    return {
+        "psnr": psnr(prgb, trgb, data_range=255.0), "ssim": ssim(prgb, trgb, data_range=255.0),
+        "psnr_y": psnr(luma(p), luma(t), data_range=255.0), "ssim_y": ssim(luma(p), luma(t), data_range=255.0),
+        "rmse": rmse(prgb, trgb),
+    }
+
+
+def tiles(h: int, w: int) -> list[tuple[slice, slice]]:
+    return [(slice(y, y + TILE), slice(x, x + TILE)) for y in range(0, h - TILE + 1, TILE)
+            for x in range(0, w - TILE + 1, TILE)]
+
+
+def tile_scores(pred: np.ndarray, hq: np.ndarray) -> list[dict[str, float]]:
+    return [score(pred[ys, xs], hq[ys, xs]) for ys, xs in tiles(*hq.shape[:2])]
+
+
+def oracle(lq: np.ndarray, hq: np.ndarray) -> tuple[list[dict[str, float]], dict[str, float], str]:
+    """Per tile, the best PSNR and the best SSIM (each on its own) over the interpolation grid, for every metric
+    the setting chosen by the whole image's PSNR; returns (tile scores, whole-image scores, chosen settings)."""
+    preds = {g: interpolate(lq, *g) for g in GRID}
+    per = {g: tile_scores(p, hq) for g, p in preds.items()}
+    whole = {g: score(p, hq) for g, p in preds.items()}
+    best_tiles = []
+    for i in range(len(next(iter(per.values())))):
+        row = {}
+        for key in ("psnr", "ssim", "psnr_y", "ssim_y"):
+            row[key] = max(per[g][i][key] for g in GRID)
+        row["rmse"] = min(per[g][i]["rmse"] for g in GRID)
+        best_tiles.append(row)
+    best_whole = {key: max(whole[g][key] for g in GRID) for key in ("psnr", "ssim", "psnr_y", "ssim_y")}
+    best_whole["rmse"] = min(whole[g]["rmse"] for g in GRID)
+    chosen = max(GRID, key=lambda g: whole[g]["psnr"])
+    return best_tiles, best_whole, f"{chosen[0]} {chosen[1]:g}"
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    from PIL import Image as PILImage
+
+    with PILImage.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def summary(rows: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
+    return {k: (float(np.mean([r[k] for r in rows])), float(np.std([r[k] for r in rows]))) for k in rows[0]}
+
+
+def evaluate(model, card, root: Path) -> list[dict]:
+    """Every test image: tile and whole-image scores of input, best interpolation and model."""
+    results = []
+    for path in sorted(root.glob("*.png")):
+        hq = read_rgb(path)
+        lq = degrade(hq)
+        best_tiles, best_whole, chosen = oracle(lq, hq)
+        inp, sr = bicubic_input(lq), restore(model, card, lq)
+        results.append({
+            "image": path.stem, "size": hq.shape[:2], "tiles": len(best_tiles), "chosen": chosen,
+            "input": (tile_scores(inp, hq), score(inp, hq)), "best interpolation": (best_tiles, best_whole),
+            "model": (tile_scores(sr, hq), score(sr, hq)),
+        })
+    return results
+
+
+def speed(model, card, lq: np.ndarray, reps: int = 3) -> float:
+    """Model time / Lanczos-3 time on ``lq`` (same process)."""
+    def clock(fn):
+        fn()
+        t = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        return (time.perf_counter() - t) / reps
+
+    return clock(lambda: restore(model, card, lq)) / clock(lambda: interpolate(lq, "lanczos", 3.0))
+
+
+def print_table(results: list[dict], name: str) -> None:
+    print(f"\nRGB 8-bit, data range 255, border {SCALE} px; mean +- std over {TILE}x{TILE} tiles; "
+          "Y = ITU-R BT.601 luma (labelled option, RAT's convention)")
+    print("| image | method | PSNR RGB (dB) | SSIM RGB | PSNR Y (dB) | SSIM Y | RMSE (grey levels) "
+          "| whole-image PSNR RGB / SSIM RGB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        for method in ("input", "best interpolation", "model"):
+            rows, whole = r[method]
+            s = summary(rows)
+            label = name if method == "model" else method
+            if method == "best interpolation":
+                label += f" (whole-image PSNR best: {r['chosen']})"
+            cells = " | ".join(f"{s[k][0]:.{4 if 'ssim' in k else 2}f} +- {s[k][1]:.{4 if 'ssim' in k else 2}f}"
+                               for k in ("psnr", "ssim", "psnr_y", "ssim_y", "rmse"))
+            print(f"| {r['image']} ({r['size'][0]}x{r['size'][1]}, {r['tiles']} tiles) | {label} | {cells} | "
+                  f"{whole['psnr']:.2f} / {whole['ssim']:.4f} |")
+
+
+def main() -> None:
+    from medir.engine.modelfile import load_model
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", required=True, help="shipped model name or model folder")
+    p.add_argument("--data", type=Path, default=Path("data/path_sr/test"), help="folder of held-out RGB PNGs")
+    args = p.parse_args()
+    if not args.data.is_dir():
+        raise SystemExit(f"{args.data} is missing: run python -m medir.data.pathology {args.data.parent}")
+    torch.manual_seed(0)
+    model, card = load_model(args.model)
+    results = evaluate(model, card, args.data)
+    print_table(results, Path(args.model).name)
+    ref = read_rgb(next(iter(sorted(args.data.glob("*.png")))))
+    print(f"\nspeed: model / Lanczos-3 on the {ref.shape[0] // SCALE}x{ref.shape[1] // SCALE} input of "
+          f"{next(iter(sorted(args.data.glob('*.png')))).name}: {speed(model, card, degrade(ref)):.1f}x the time")
+
+
+if __name__ == "__main__":
+    main()
