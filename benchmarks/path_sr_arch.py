@@ -2,7 +2,7 @@
 
 Every candidate is trained by ``medir train configs/sm_sr4_edsr.yaml`` with only the model (and, for RAT, the
 method) overridden: same data (ihc.png columns 0..255, bicubic x4 via ``path-sr``), patch 24 (low-resolution
-pixels), batch 8, Adam 1e-3 with cosine decay, ``--steps`` steps each. Candidates are sized for a CPU (~0.1-0.4 M
+pixels), batch 8, Adam 1e-3 with cosine decay, ``--steps`` steps each (warm-up a tenth of them). Candidates are sized for a CPU (~0.1-0.4 M
 parameters). NAFNet and RAT run at scale 4 on the bicubically pre-upsampled input (16x the pixels per conv).
 
 Scored on the validation strip (ihc.png columns 288..351, never trained on; the test set is not touched here):
@@ -41,7 +41,8 @@ def train_one(name: str, *, steps: int, out: Path) -> Path:
     from medir.engine.config import load_config
     from medir.engine.train import train
 
-    overrides = CANDIDATES[name] + [f"schedule.steps={steps}", f"train.out_dir={out / name}",
+    overrides = CANDIDATES[name] + [f"schedule.steps={steps}", f"schedule.warmup={max(1, steps // 10)}",
+                                    f"train.out_dir={out / name}",
                                     f"train.val_every={steps}", f"train.ckpt_every={max(50, steps // 4)}"]
     model_dir = out / name / "model"
     if (model_dir / "config.json").is_file():
@@ -53,7 +54,7 @@ def train_one(name: str, *, steps: int, out: Path) -> Path:
 def val_scores(model_dir: Path, root: Path) -> dict[str, float]:
     """PSNR/SSIM (RGB, range 255, border 4) of the model on every validation image, averaged."""
     from medir.engine.modelfile import load_model
-    from benchmarks.path_sr_eval import degrade, restore, score  # noqa: E402  (same directory)
+    from path_sr_eval import degrade, restore, score  # benchmarks/ is on sys.path when run as a script
 
     model, card = load_model(str(model_dir))
     rows = []

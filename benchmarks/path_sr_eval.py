@@ -9,7 +9,7 @@ x4 down, clipped and rounded to 8 bits); the model restores it through :func:`me
 
 Rows: ``input`` is the low-resolution image brought back by bicubic x4 (PyTorch's kernel, a = -0.75: the RAT
 protocol's degraded input); ``best interpolation`` is an oracle tuned per image against the reference: Keys' cubic
-with a in {-0.5, -0.75, -1.0} and Lanczos with 2, 3 or 4 lobes, the best PSNR and the best SSIM each taken on its own.
+with a in {-0.5, -0.75, -1.0} and Lanczos with 2 to 6 lobes, the best PSNR and the best SSIM each taken on its own.
 
 Metrics: PSNR and SSIM on RGB (8-bit, data range 255; SSIM per channel, averaged) and, labelled ``Y``, on the
 ITU-R BT.601 luma ``Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255`` (data range 255, as RAT's released
@@ -31,11 +31,11 @@ import numpy as np
 import torch
 
 from medir.baselines import Bicubic, Interpolate
-from medir.metrics import psnr, rmse, ssim
+from medir.metrics import crop_border, luma_bt601, psnr, rmse, ssim
 
 SCALE = 4
 TILE = 128
-GRID = [("keys", -0.5), ("keys", -0.75), ("keys", -1.0), ("lanczos", 2.0), ("lanczos", 3.0), ("lanczos", 4.0)]
+GRID = [("keys", -0.5), ("keys", -0.75), ("keys", -1.0)] + [("lanczos", float(a)) for a in range(2, 7)]
 
 
 def degrade(hq: np.ndarray) -> np.ndarray:
@@ -70,19 +70,14 @@ def bicubic_input(lq: np.ndarray) -> np.ndarray:
     return to_8bit(Bicubic(scale=SCALE)(x)[0].numpy().transpose(1, 2, 0))
 
 
-def luma(rgb: np.ndarray) -> np.ndarray:
-    """ITU-R BT.601 Y in [16, 235] of (..., 3) RGB 0..255 (MATLAB rgb2ycbcr, as BasicSR and RAT)."""
-    return 16.0 + rgb @ np.array([65.481, 128.553, 24.966]) / 255.0
-
-
 def score(pred: np.ndarray, hq: np.ndarray, *, border: int = SCALE) -> dict[str, float]:
     """PSNR/SSIM (RGB and Y, data range 255) and RMSE (grey levels) of (H, W, 3) images, ``border`` cropped."""
-    p = pred[border:-border, border:-border].astype(np.float64)
-    t = hq[border:-border, border:-border].astype(np.float64)
+    p, t = crop_border(pred.astype(np.float64), border), crop_border(hq.astype(np.float64), border)
     prgb, trgb = p.transpose(2, 0, 1), t.transpose(2, 0, 1)
+    py, ty = luma_bt601(p), luma_bt601(t)
     return {
         "psnr": psnr(prgb, trgb, data_range=255.0), "ssim": ssim(prgb, trgb, data_range=255.0),
-        "psnr_y": psnr(luma(p), luma(t), data_range=255.0), "ssim_y": ssim(luma(p), luma(t), data_range=255.0),
+        "psnr_y": psnr(py, ty, data_range=255.0), "ssim_y": ssim(py, ty, data_range=255.0),
         "rmse": rmse(prgb, trgb),
     }
 
@@ -154,23 +149,41 @@ def speed(model, card, lq: np.ndarray, reps: int = 3) -> float:
     return clock(lambda: restore(model, card, lq)) / clock(lambda: interpolate(lq, "lanczos", 3.0))
 
 
-def print_table(results: list[dict], name: str) -> None:
-    print(f"\nRGB 8-bit, data range 255, border {SCALE} px; mean +- std over {TILE}x{TILE} tiles; "
-          "Y = ITU-R BT.601 luma (labelled option, RAT's convention)")
-    print("| image | method | PSNR RGB (dB) | SSIM RGB | PSNR Y (dB) | SSIM Y | RMSE (grey levels) "
-          "| whole-image PSNR RGB / SSIM RGB |")
-    print("|---|---|---|---|---|---|---|---|")
+def table_lines(results: list[dict], name: str) -> list[str]:
+    """The markdown results table (mean +- std over tiles; whole-image values in the last column)."""
+    lines = [f"RGB 8-bit, data range 255, border {SCALE} px; mean +- std over {TILE}x{TILE} tiles; "
+             "Y = ITU-R BT.601 luma (labelled option, RAT's convention)", "",
+             "| image | method | PSNR RGB (dB) | SSIM RGB | PSNR Y (dB) | SSIM Y | RMSE (grey levels) "
+             "| whole-image PSNR RGB / SSIM RGB |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         for method in ("input", "best interpolation", "model"):
             rows, whole = r[method]
             s = summary(rows)
             label = name if method == "model" else method
+            if method == "input":
+                label += " (bicubic x4 up, a = -0.75)"
             if method == "best interpolation":
-                label += f" (whole-image PSNR best: {r['chosen']})"
+                label += f" (oracle per tile; whole image: {r['chosen']})"
             cells = " | ".join(f"{s[k][0]:.{4 if 'ssim' in k else 2}f} +- {s[k][1]:.{4 if 'ssim' in k else 2}f}"
                                for k in ("psnr", "ssim", "psnr_y", "ssim_y", "rmse"))
-            print(f"| {r['image']} ({r['size'][0]}x{r['size'][1]}, {r['tiles']} tiles) | {label} | {cells} | "
-                  f"{whole['psnr']:.2f} / {whole['ssim']:.4f} |")
+            lines.append(f"| {r['image']} ({r['size'][0]}x{r['size'][1]}, {r['tiles']} tiles) | {label} | {cells} | "
+                         f"{whole['psnr']:.2f} / {whole['ssim']:.4f} |")
+    return lines
+
+
+def card_metrics(results: list[dict], ratio: float) -> dict:
+    """What goes into the model card's ``metrics.held_out``: per image and method, mean/std over tiles and whole."""
+    out = {"command": "python benchmarks/path_sr_eval.py --model medir/shipped/sm-sr4-edsr",
+           "policy": f"RGB 8-bit, data range 255, border {SCALE} px, outputs rounded to 8 bits; mean/std over "
+                     f"{TILE}x{TILE} tiles; Y = ITU-R BT.601 luma", "speed_vs_lanczos3": round(ratio, 2)}
+    for r in results:
+        entry = {}
+        for method in ("input", "best interpolation", "model"):
+            rows, whole = r[method]
+            entry[method] = {k: {"mean": round(m, 4), "std": round(sd, 4)} for k, (m, sd) in summary(rows).items()}
+            entry[method]["whole"] = {k: round(v, 4) for k, v in whole.items()}
+        out[r["image"]] = entry
+    return out
 
 
 def main() -> None:
@@ -179,16 +192,38 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="shipped model name or model folder")
     p.add_argument("--data", type=Path, default=Path("data/path_sr/test"), help="folder of held-out RGB PNGs")
+    p.add_argument("--write-card", type=Path, metavar="DIR",
+                   help="also write the model with these numbers in its card (config.json metrics, README.md) to DIR")
+    p.add_argument("--notes", type=Path, help="markdown appended to the written README.md (intended use, limits)")
     args = p.parse_args()
     if not args.data.is_dir():
         raise SystemExit(f"{args.data} is missing: run python -m medir.data.pathology {args.data.parent}")
     torch.manual_seed(0)
     model, card = load_model(args.model)
     results = evaluate(model, card, args.data)
-    print_table(results, Path(args.model).name)
-    ref = read_rgb(next(iter(sorted(args.data.glob("*.png")))))
-    print(f"\nspeed: model / Lanczos-3 on the {ref.shape[0] // SCALE}x{ref.shape[1] // SCALE} input of "
-          f"{next(iter(sorted(args.data.glob('*.png')))).name}: {speed(model, card, degrade(ref)):.1f}x the time")
+    name = args.write_card.name if args.write_card else Path(args.model).name
+    lines = table_lines(results, name)
+    print("\n" + "\n".join(lines))
+    first = next(iter(sorted(args.data.glob("*.png"))))
+    ref = read_rgb(first)
+    ratio = speed(model, card, degrade(ref))
+    speed_line = (f"speed: model / Lanczos-3 on the {ref.shape[0] // SCALE}x{ref.shape[1] // SCALE} input of "
+                  f"{first.name}: {ratio:.1f}x the time (one CPU thread if OMP_NUM_THREADS=1)")
+    print("\n" + speed_line)
+    if args.write_card:
+        write_card(args.write_card, model, card, card_metrics(results, ratio), lines + ["", speed_line],
+                   args.notes.read_text(encoding="utf-8") if args.notes else "")
+
+
+def write_card(out: Path, model, card, held_out: dict, table: list[str], notes: str) -> None:
+    """Save the model to ``out`` with ``metrics.held_out`` filled and the table (and notes) in README.md."""
+    from medir.engine.atomic import atomic_write_text
+    from medir.engine.modelfile import save_model
+
+    card.metrics = {**card.metrics, "held_out": held_out}
+    save_model(out, model, card, force=True)
+    readme = card.markdown() + "\n## Held-out results\n\n`" + held_out["command"] + "`\n\n" + "\n".join(table)
+    atomic_write_text(out / "README.md", readme + "\n\n" + notes)
 
 
 if __name__ == "__main__":

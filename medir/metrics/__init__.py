@@ -13,9 +13,12 @@ moves results by 1-2 dB when left implicit:
 ``window=(lo, hi)`` clips both images to an evaluation window first (CT L40/W400
 is ``(-160, 240)``). With ``mask`` only pixels where the mask is true count.
 Batched inputs give one value per image, averaged (``reduce="mean"``) or not.
+For 8-bit RGB super-resolution, :func:`luma_bt601` and :func:`crop_border` give the SR papers' Y-channel
+convention (``medir.metrics.rgb``).
 """
 
 from medir.metrics.core import METRICS, nmse, psnr, rmse, ssim
 from medir.metrics.regions import per_region
+from medir.metrics.rgb import crop_border, luma_bt601
 
-__all__ = ["METRICS", "nmse", "per_region", "psnr", "rmse", "ssim"]
+__all__ = ["METRICS", "crop_border", "luma_bt601", "nmse", "per_region", "psnr", "rmse", "ssim"]
