@@ -93,7 +93,22 @@ def test_restore_cli_gives_4x_rgb_8bit(tmp_path, suffix):
     out = tmp_path / f"out{suffix}"
     assert main(["restore", str(src), "-o", str(out), "--model", NAME, "--modality", "SM"]) == 0
     got = read_image(out)
-    assert got.array.shape == (192, 320, 3) and got.array.dtype == np.uint8 and got.meta.channels == 3
+    assert got.array.shape == (192, 320, 3) and got.meta.source["dtype"] == "uint8" and got.meta.channels == 3
+    assert got.array.min() >= 0 and got.array.max() <= 255 and got.array.std() > 10
+
+
+def test_restored_tiff_keeps_a_4x_finer_pixel_size(tmp_path):
+    import tifffile
+
+    from medir.io import read_image
+
+    src, out = tmp_path / "slide.tif", tmp_path / "out.tif"
+    # 0.5 um pixels (20000 per cm), as a 20x slide scanner writes them
+    tifffile.imwrite(str(src), held_out_crop()[:32, :48], resolution=(20000.0, 20000.0), resolutionunit="CENTIMETER")
+    assert read_image(src).meta.spacing == pytest.approx((5e-4, 5e-4))
+    assert main(["restore", str(src), "-o", str(out), "--model", NAME, "--modality", "SM"]) == 0
+    got = read_image(out)
+    assert got.array.shape == (128, 192, 3) and got.meta.spacing == pytest.approx((1.25e-4, 1.25e-4))
 
 
 def test_tiled_restore_matches_whole_image():
