@@ -1,15 +1,17 @@
 """Which architecture for the shipped 4x pathology SR model: medir's candidates trained alike, scored on validation.
 
 Every candidate is trained by ``medir train configs/sm_sr4_edsr.yaml`` with only the model (and, for RAT, the
-method) overridden: same data (ihc.png columns 0..255, bicubic x4 via ``path-sr``), patch 24 (low-resolution
-pixels), batch 8, Adam 1e-3 with cosine decay, ``--steps`` steps each (warm-up a tenth of them). Candidates are sized for a CPU (~0.1-0.4 M
+method) overridden: same data, patch 24 (low-resolution pixels), batch 8, Adam 1e-3 with cosine decay, ``--steps``
+steps each (warm-up a tenth of them). The comparison was run on IHC alone (``--ihc-only``: ihc.png columns 0..255
+as one 512 x 256 file, written to ``data/path_sr_ihc_only/train`` if missing), before the photographs joined the
+shipped model's training set; the shipped recipe is the same but for that data. Candidates are sized for a CPU (~0.1-0.4 M
 parameters). NAFNet and RAT run at scale 4 on the bicubically pre-upsampled input (16x the pixels per conv).
 
 Scored on the validation strip (ihc.png columns 288..351, never trained on; the test set is not touched here):
 PSNR/SSIM on RGB, data range 255, ``scale`` border pixels cropped. Speed: training seconds per step (from the
 run's log) and inference time of a 128x128 -> 512x512 forward, as a ratio to EDSR measured in the same process.
 
-    OMP_NUM_THREADS=1 python benchmarks/path_sr_arch.py --steps 300 --out runs/path_sr_arch
+    OMP_NUM_THREADS=1 python benchmarks/path_sr_arch.py --steps 200 --ihc-only --out runs/path_sr_arch
 """
 
 from __future__ import annotations
@@ -36,12 +38,28 @@ CANDIDATES = {
 }
 
 
-def train_one(name: str, *, steps: int, out: Path) -> Path:
+IHC_ONLY = Path("data/path_sr_ihc_only/train")
+
+
+def ihc_only_root() -> Path:
+    """``data/path_sr_ihc_only/train/ihc_train.png``: ihc.png columns 0..255 (the shipped model's IHC pixels)."""
+    from medir.data.pathology import TRAIN_COLS, ihc
+    from medir.io import Image, ImageMeta, write_image
+
+    path = IHC_ONLY / "ihc_train.png"
+    if not path.is_file():
+        IHC_ONLY.mkdir(parents=True, exist_ok=True)
+        meta = ImageMeta(modality="SM", units="RGB8", channels=3, source_format="raster", source={"dtype": "uint8"})
+        write_image(Image(np.ascontiguousarray(ihc()[:, slice(*TRAIN_COLS)]), meta), path)
+    return IHC_ONLY
+
+
+def train_one(name: str, *, steps: int, out: Path, data: list[str]) -> Path:
     """Train candidate ``name`` (resumes a run already there) and return its model folder."""
     from medir.engine.config import load_config
     from medir.engine.train import train
 
-    overrides = CANDIDATES[name] + [f"schedule.steps={steps}", f"schedule.warmup={max(1, steps // 10)}",
+    overrides = CANDIDATES[name] + data + [f"schedule.steps={steps}", f"schedule.warmup={max(1, steps // 10)}",
                                     f"train.out_dir={out / name}",
                                     f"train.val_every={steps}", f"train.ckpt_every={max(50, steps // 4)}"]
     model_dir = out / name / "model"
@@ -96,11 +114,13 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("runs/path_sr_arch"))
     p.add_argument("--val", type=Path, default=Path("data/path_sr/val"))
     p.add_argument("--only", nargs="*", default=list(CANDIDATES), help="candidates to run")
+    p.add_argument("--ihc-only", action="store_true", help="train on ihc.png columns 0..255 alone")
     args = p.parse_args()
+    data = [f"data.train.root={ihc_only_root()}", "data.train.cache_draws=0"] if args.ihc_only else []
     torch.manual_seed(0)
     rows = {}
     for name in args.only:
-        model_dir = train_one(name, steps=args.steps, out=args.out)
+        model_dir = train_one(name, steps=args.steps, out=args.out, data=data)
         params = sum(int(np.prod(t.shape)) for t in _tensors(model_dir))
         rows[name] = {"params": params, "s_step": sec_per_step(args.out / name), "infer": infer_time(model_dir),
                       **val_scores(model_dir, args.val)}
