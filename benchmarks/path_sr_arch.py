@@ -82,6 +82,14 @@ def val_scores(model_dir: Path, root: Path) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
+def bicubic_val(root: Path) -> float:
+    """Mean PSNR (RGB, range 255, border 4) of bicubic x4 on the validation images: the floor to beat."""
+    from path_sr_eval import bicubic_input, degrade, score
+
+    return float(np.mean([score(bicubic_input(degrade(read_rgb(p))), read_rgb(p))["psnr"]
+                          for p in sorted(root.glob("*.png"))]))
+
+
 def read_rgb(path: Path) -> np.ndarray:
     from PIL import Image as PILImage
 
@@ -126,7 +134,9 @@ def main() -> None:
                       **val_scores(model_dir, args.val)}
         print(name, rows[name], flush=True)
     ref = rows.get("edsr", next(iter(rows.values())))["infer"]
-    print(f"\n{args.steps} steps each; validation ihc.png cols 288..351; RGB, data range 255, border 4")
+    print(f"\n{args.steps} steps each; validation ihc.png cols 288..351; RGB, data range 255, border 4; "
+          f"bicubic x4 (a = -0.75) scores {bicubic_val(args.val):.2f} dB; s/step is each run's median under the "
+          "machine's load at the time (runs are not concurrent-fair), inference times are measured here, in turn")
     print("| arch | params | train s/step | inference time / EDSR | val PSNR (dB) | val SSIM |")
     print("|---|---|---|---|---|---|")
     for name, r in rows.items():

@@ -9,7 +9,7 @@ x4 down, clipped and rounded to 8 bits); the model restores it through :func:`me
 
 Rows: ``input`` is the low-resolution image brought back by bicubic x4 (PyTorch's kernel, a = -0.75: the RAT
 protocol's degraded input); ``best interpolation`` is an oracle tuned per image against the reference: Keys' cubic
-with a in {-0.5, -0.75, -1.0} and Lanczos with 2 to 6 lobes, the best PSNR and the best SSIM each taken on its own.
+with a in {-0.5, -0.75, -1.0} and Lanczos with 2 to 8 lobes, the best PSNR and the best SSIM each taken on its own.
 
 Metrics: PSNR and SSIM on RGB (8-bit, data range 255; SSIM per channel, averaged) and, labelled ``Y``, on the
 ITU-R BT.601 luma ``Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255`` (data range 255, as RAT's released
@@ -35,7 +35,7 @@ from medir.metrics import crop_border, luma_bt601, psnr, rmse, ssim
 
 SCALE = 4
 TILE = 128
-GRID = [("keys", -0.5), ("keys", -0.75), ("keys", -1.0)] + [("lanczos", float(a)) for a in range(2, 7)]
+GRID = [("keys", -0.5), ("keys", -0.75), ("keys", -1.0)] + [("lanczos", float(a)) for a in range(2, 9)]
 
 
 def degrade(hq: np.ndarray) -> np.ndarray:

@@ -25,13 +25,13 @@ def degrade(hq: np.ndarray) -> np.ndarray:
     return simulate("path-sr", x, scale=4, upsample=False)[0].numpy().transpose(1, 2, 0)
 
 
-def restore(model, card, lq: np.ndarray, *, tile: int | None = 512) -> np.ndarray:
+def restore(model, card, lq: np.ndarray, *, tile: int | None = 512, overlap: int = 32) -> np.ndarray:
     """The inference engine ``medir restore`` runs; output rounded to 8 bits."""
     from medir.engine.inference import restore_image
     from medir.io.image import Image, ImageMeta
 
     meta = ImageMeta(modality="SM", units="RGB8", channels=3, source_format="raster", source={"dtype": "uint8"})
-    return np.clip(np.rint(restore_image(Image(lq, meta), model, card, tile=tile).array), 0, 255)
+    return np.clip(np.rint(restore_image(Image(lq, meta), model, card, tile=tile, overlap=overlap).array), 0, 255)
 
 
 def upsample(lq: np.ndarray, kind: str, param: float) -> np.ndarray:
@@ -114,7 +114,7 @@ def test_restored_tiff_keeps_a_4x_finer_pixel_size(tmp_path):
 def test_tiled_restore_matches_whole_image():
     lq = degrade(held_out_crop())
     model, card = _card_and_model()
-    whole, tiled = restore(model, card, lq, tile=None), restore(model, card, lq, tile=16)
+    whole, tiled = restore(model, card, lq, tile=None), restore(model, card, lq, tile=16, overlap=4)
     assert np.abs(whole - tiled).max() <= 1  # 8-bit rounding of sums taken in another order
 
 
@@ -132,7 +132,9 @@ def test_split_keeps_train_and_test_apart():
     from medir.data.pathology import GAP, TEST_COLS, TRAIN_COLS, VAL_COLS, split_images
 
     parts = split_images()
-    assert parts["train"]["ihc_train"].shape == (512, TRAIN_COLS[1] - TRAIN_COLS[0], 3)
+    ihc_train = np.concatenate([parts["train"]["ihc_train_top"], parts["train"]["ihc_train_bottom"]])
+    assert ihc_train.shape == (512, TRAIN_COLS[1] - TRAIN_COLS[0], 3)
+    assert not any(name.startswith("ihc") for name in parts["train"] if name not in ("ihc_train_top", "ihc_train_bottom"))
     assert parts["test"]["ihc_test"].shape == (512, TEST_COLS[1] - TEST_COLS[0], 3)
     assert TRAIN_COLS[1] <= VAL_COLS[0] and VAL_COLS[1] <= TEST_COLS[0]
     assert GAP > 24 * 4  # wider than the high-resolution training patch (patch_size 24 at scale 4)
