@@ -79,7 +79,8 @@ def test_model_beats_bicubic_and_lanczos_on_held_out_ihc():
     ours = score(sr, hq)
     for kind, param in (("keys", -0.75), ("keys", -0.5), ("lanczos", 3.0)):  # bicubic (PyTorch, MATLAB), Lanczos-3
         base = score(upsample(lq, kind, param), hq)
-        assert ours[0] > base[0] + 0.3 and ours[1] > base[1] + 0.01, (kind, param, ours, base)
+        # measured: 29.50 dB / 0.742 against Lanczos-3 28.44 / 0.695 and bicubic 28.28 / 0.688
+        assert ours[0] > base[0] + 0.6 and ours[1] > base[1] + 0.03, (kind, param, ours, base)
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
