@@ -86,7 +86,7 @@ class ModelCache:
 
 def restore_one(item, out: Path, overwrite: bool, models: ModelCache, args) -> None:
     from medir.engine.inference import restore_image
-    from medir.engine.modelfile import check_intensity, check_modality
+    from medir.engine.modelfile import check_intensity, check_modality, check_value_range
     from medir.io import write_image
 
     image = read_input(item, modality=args.modality)
@@ -97,6 +97,7 @@ def restore_one(item, out: Path, overwrite: bool, models: ModelCache, args) -> N
         check_modality(card, modality, model=name, what=item.label)
         sources = image.meta.source if image.meta.source_format == "dicom" else None
         check_intensity(card, sources[0] if sources else None, model=name, what=item.label)
+        check_value_range(card, image, model=name, what=item.label)
     image.meta.modality = card.modality  # checked (or explicitly allowed) above; the output keeps the input's
     restored = restore_image(
         image, model, card, tile=args.tile or None, overlap=args.overlap, batch=args.batch,

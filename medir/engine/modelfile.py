@@ -13,12 +13,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from medir.data.intensity import IntensityPreset
 from medir.engine.atomic import atomic_dir, atomic_write_text
-from medir.errors import MedirError, ModelFileError
+from medir.errors import InputError, MedirError, ModelFileError
 from medir.io.image import normalize_modality
 
 FORMAT = "medir-model"
@@ -149,6 +150,22 @@ def check_intensity(card: ModelCard, source, *, model: str, what: str) -> None:
     if units == "HU" and rescale_type not in ("", "HU", "US"):
         raise MedirError(f"{what} stores {rescale_type} values, but model {model} restores HU: "
                          f"pass --allow-modality-mismatch to apply it anyway")
+
+
+def check_value_range(card: ModelCard, image, *, model: str, what: str) -> None:
+    """Refuse an input of an 8-bit RGB model (preset units ``RGB8``) whose values are not 8-bit: a 16-bit
+    TIFF (values above 255 would be clipped to white) or floats in 0..1 (restored as near-black)."""
+    if card.preset.units != "RGB8":
+        return
+    src = image.meta.source if isinstance(image.meta.source, dict) else {}
+    dtype = str(src.get("dtype", ""))
+    lo, hi = float(np.min(image.array)), float(np.max(image.array))
+    if lo < 0 or hi > 255:
+        raise InputError(f"{what} holds values {lo:g}..{hi:g} ({dtype or 'unknown type'}), but model {model} restores "
+                         "8-bit RGB (0..255): convert it to 8 bits per channel, or pass --allow-modality-mismatch")
+    if dtype.startswith("float") and hi <= 1.0:
+        raise InputError(f"{what} holds floats in 0..1, but model {model} restores 8-bit RGB (0..255): multiply "
+                         "by 255 or save it as 8-bit, or pass --allow-modality-mismatch")
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:

@@ -1,4 +1,8 @@
-"""PNG and TIFF, 8 or 16 bit, grayscale or RGB; written back in the source's bit depth."""
+"""PNG and TIFF, 8 or 16 bit, grayscale or RGB; written back in the source's bit depth.
+
+A 2-D TIFF's pixel size (XResolution/YResolution per inch or centimetre, as slide scanners write it) is read into
+``meta.spacing`` (mm, (row, col)) and written back, so a 4x super-resolved TIFF says its pixels are 4x smaller.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,33 @@ from medir.errors import InputError
 from medir.io.image import Image, ImageMeta
 
 TIFF = (".tif", ".tiff")
+UNIT_MM = {2: 25.4, 3: 10.0}  # TIFF ResolutionUnit: 2 inch, 3 centimetre (1: no absolute unit)
+
+
+def tiff_spacing(path: Path) -> tuple[float, float] | None:
+    """(row, col) pixel size in mm from the first page's resolution tags, or None when absent or unitless."""
+    import tifffile
+
+    with tifffile.TiffFile(str(path)) as tf:
+        tags = tf.pages[0].tags
+        unit = tags.get("ResolutionUnit")
+        xres, yres = tags.get("XResolution"), tags.get("YResolution")
+        if unit is None or xres is None or yres is None or int(unit.value) not in UNIT_MM:
+            return None
+        per_unit = [num / den if den else 0.0 for num, den in (yres.value, xres.value)]
+    if min(per_unit) <= 0:
+        return None
+    return UNIT_MM[int(unit.value)] / per_unit[0], UNIT_MM[int(unit.value)] / per_unit[1]
 
 
 def read_raster(path: Path) -> Image:
+    spacing = None
     try:
         if path.suffix.lower() in TIFF:
             import tifffile
 
             data = tifffile.imread(str(path))
+            spacing = tiff_spacing(path)
         else:
             from PIL import Image as PILImage
 
@@ -35,6 +58,7 @@ def read_raster(path: Path) -> Image:
         source_format="raster",
         source_path=str(path),
         source={"dtype": str(data.dtype)},
+        spacing=spacing if data.ndim == 2 or channels == 3 else None,
     )
     return Image(data, meta)
 
@@ -61,7 +85,11 @@ def write_raster(image: Image, path: Path, *, description: str) -> None:
     if path.suffix.lower() in TIFF:
         import tifffile
 
-        tifffile.imwrite(str(path), data, description=description)
+        spacing = image.meta.spacing
+        resolution = {}
+        if spacing is not None and len(spacing) == 2 and min(spacing) > 0:  # pixels per cm, (x, y)
+            resolution = {"resolution": (10.0 / spacing[1], 10.0 / spacing[0]), "resolutionunit": "CENTIMETER"}
+        tifffile.imwrite(str(path), data, description=description, **resolution)
         return
     from PIL import Image as PILImage
     from PIL.PngImagePlugin import PngInfo

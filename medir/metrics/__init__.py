@@ -16,9 +16,12 @@ Batched inputs give one value per image, averaged (``reduce="mean"``) or not.
 
 Perceptual metrics (FID, LPIPS on a VGG16 feature network, labelled default without download) live in
 :mod:`medir.metrics.perceptual`, imported on demand.
+For 8-bit RGB super-resolution, :func:`luma_bt601` and :func:`crop_border` give the SR papers' Y-channel
+convention (``medir.metrics.rgb``).
 """
 
 from medir.metrics.core import METRICS, nmse, psnr, rmse, ssim
 from medir.metrics.regions import per_region
+from medir.metrics.rgb import crop_border, luma_bt601
 
-__all__ = ["METRICS", "nmse", "per_region", "psnr", "rmse", "ssim"]
+__all__ = ["METRICS", "crop_border", "luma_bt601", "nmse", "per_region", "psnr", "rmse", "ssim"]
