@@ -13,7 +13,8 @@ against the reference are kept (each on its own).
     OMP_NUM_THREADS=1 python benchmarks/ldct_eval.py --model medir/shipped/ct-ldct-nafnet
 
 ``--cache FILE`` keeps the classical oracles' scores (they do not depend on the model) in a JSON file;
-``--baselines-only`` fills it without a model.
+``--baselines-only`` fills it without a model; ``--ensemble`` scores the model's 8x dihedral self-ensemble (the mean
+of ``medir restore --ensemble`` / ``--uncertainty``) beside its plain output.
 """
 
 from __future__ import annotations
@@ -89,18 +90,22 @@ def classical(lq: np.ndarray, hq: np.ndarray, sigma: float) -> dict:
 
 
 def report(rows: list[dict], model_name: str, arch: str, model_seconds: float) -> None:
+    methods = ("input", "nlm", "bm3d", "model") + (("ensemble",) if "ensemble" in rows[0] else ())
     print(f"\nmodel: {model_name}; held-out real slices: {', '.join(HELD_OUT)}; {len(rows)} images")
     print("PSNR/SSIM in the window [-160, 240] HU, data range = per-image reference max - min; RMSE in HU\n")
-    print("| slice | inserted noise (HU) | input PSNR / SSIM | NLM oracle | BM3D oracle | model | model - BM3D (dB) |")
-    print("|---|---|---|---|---|---|---|")
+    x8 = " model x8 |" if "ensemble" in methods else ""
+    print(f"| slice | inserted noise (HU) | input PSNR / SSIM | NLM oracle | BM3D oracle | model |{x8} model - BM3D (dB) |")
+    print("|---|---|---|---|---|---|---|" + ("---|" if x8 else ""))
     for r in rows:
-        cells = [f"{r[m]['psnr']:.2f} / {r[m]['ssim']:.4f}" for m in ("input", "nlm", "bm3d", "model")]
+        cells = [f"{r[m]['psnr']:.2f} / {r[m]['ssim']:.4f}" for m in methods]
         print(f"| {r['slice']} | {r['sigma']:.1f} | " + " | ".join(cells)
               + f" | {r['model']['psnr'] - r['bm3d']['psnr']:+.2f} |")
     print("\n| method | mean PSNR (dB) | mean SSIM | mean RMSE (HU) | beats BM3D oracle (PSNR, SSIM) |")
     print("|---|---|---|---|---|")
-    for m, name in (("input", "low-dose input"), ("nlm", "NLM, h tuned per image"),
-                    ("bm3d", "BM3D, sigma tuned per image"), ("model", f"medir {arch} ({model_name})")):
+    names = {"input": "low-dose input", "nlm": "NLM, h tuned per image", "bm3d": "BM3D, sigma tuned per image",
+             "model": f"medir {arch} ({model_name})", "ensemble": f"medir {arch} ({model_name}), 8x self-ensemble"}
+    for m in methods:
+        name = names[m]
         wins = (sum(r[m]["psnr"] > r["bm3d"]["psnr"] for r in rows), sum(r[m]["ssim"] > r["bm3d"]["ssim"] for r in rows))
         print(f"| {name} | {np.mean([r[m]['psnr'] for r in rows]):.2f} | {np.mean([r[m]['ssim'] for r in rows]):.4f} | "
               f"{np.mean([r[m]['rmse'] for r in rows]):.1f} | {wins[0]}/{len(rows)}, {wins[1]}/{len(rows)} |")
@@ -114,6 +119,7 @@ def main() -> None:
     p.add_argument("--draws", type=int, default=2, help="noise draws per slice and dose level")
     p.add_argument("--cache", type=Path, help="JSON file for the classical oracles' scores")
     p.add_argument("--baselines-only", action="store_true", help="only compute (and cache) the classical oracles")
+    p.add_argument("--ensemble", action="store_true", help="also score the 8x dihedral self-ensemble of the model")
     args = p.parse_args()
     cache = json.loads(args.cache.read_text()) if args.cache and args.cache.exists() else {}
     model, card = (None, None) if args.baselines_only else load_model(args.model)
@@ -131,10 +137,13 @@ def main() -> None:
             out = restore_image(Image(lq, meta), model, card, tile=None).array
             model_seconds += time.perf_counter() - start
             row["model"] = score(out, hq)
+            if args.ensemble:
+                row["ensemble"] = score(restore_image(Image(lq, meta), model, card, tile=None, ensemble=True).array, hq)
         rows.append(row)
         print(f"{label}: inserted noise {sigma:.1f} HU | PSNR input {row['input']['psnr']:.2f} NLM "
               f"{row['nlm']['psnr']:.2f} BM3D {row['bm3d']['psnr']:.2f} (x{row['k_bm3d']['psnr']})"
-              + (f" model {row['model']['psnr']:.2f}" if model is not None else ""), flush=True)
+              + (f" model {row['model']['psnr']:.2f}" if model is not None else "")
+              + (f" x8 {row['ensemble']['psnr']:.2f}" if "ensemble" in row else ""), flush=True)
     if model is not None:
         report(rows, args.model, card.arch, model_seconds)
 
