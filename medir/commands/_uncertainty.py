@@ -35,7 +35,7 @@ def with_fine_rescale(std: Image) -> Image:
         signed = int(ds.get("PixelRepresentation", 0)) == 1
         stored_max = 2 ** (bits - 1 if signed else bits) - 1
         slope = float(f"{max(top, 1e-6) / (stored_max / 2):.6g}")
-        out = copy.copy(ds)  # shallow: only the rescale changes, the pixels are replaced when written
+        out = copy.deepcopy(ds)  # a pydicom shallow copy shares its elements: the source must stay as it is
         out.RescaleSlope, out.RescaleIntercept = slope, 0.0
         datasets.append(out)
     meta = copy.copy(std.meta)

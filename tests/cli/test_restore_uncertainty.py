@@ -62,6 +62,16 @@ def test_uncertainty_refuses_to_overwrite_a_foreign_file_without_force(tiny_ct_m
     assert std.shape == (24, 20, 2) and std.min() >= 0 and std.max() > 0
 
 
+def test_fine_rescale_leaves_the_source_datasets_alone(ct_small):
+    from medir.commands._uncertainty import with_fine_rescale
+    from medir.io import read_image
+
+    image = read_image(ct_small)
+    slope = float(image.meta.source[0].RescaleSlope)
+    std = with_fine_rescale(type(image)(np.full(image.array.shape, 3.0, np.float32), image.meta))
+    assert float(std.meta.source[0].RescaleSlope) < 0.01 and float(image.meta.source[0].RescaleSlope) == slope
+
+
 def test_sampler_options_without_aux_are_one_line_errors(tiny_ct_model, ct_small, tmp_path, capsys):
     for extra in (["--samples", "4"], ["--steps", "3"], ["--sampler", "ddpm"]):
         assert main(["restore", str(ct_small), "-o", str(tmp_path / "x.dcm"), "--model", str(tiny_ct_model),
