@@ -110,7 +110,8 @@ def report(rows: list[dict], model_name: str, arch: str, model_seconds: float) -
     print(f"\nmodel: {model_name}; held-out real slices: {', '.join(HELD_OUT)}; {len(rows)} images")
     print("PSNR/SSIM in the window [-160, 240] HU, data range = per-image reference max - min; RMSE in HU\n")
     x8 = " model x8 |" if "ensemble" in methods else ""
-    print(f"| slice | inserted noise (HU) | input PSNR / SSIM | NLM oracle | BM3D oracle | model |{x8} model - BM3D (dB) |")
+    print(f"| slice | inserted noise (HU) | input PSNR / SSIM | NLM oracle | BM3D oracle | model |{x8} "
+          "model - BM3D (dB) |")
     print("|---|---|---|---|---|---|---|" + ("---|" if x8 else ""))
     for r in rows:
         cells = [f"{r[m]['psnr']:.2f} / {r[m]['ssim']:.4f}" for m in methods]

@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("out", type=Path)
     p.add_argument("--pairs", action="store_true", help="write {train,test}/{lq,hq} low-dose pairs")
     p.add_argument("--realizations", type=int, default=10, help="noise draws per training slice (with --pairs)")
-    p.add_argument("--real-realizations", type=int, help="noise draws per real training slice (default: --realizations)")
+    p.add_argument("--real-realizations", type=int,
+                   help="noise draws per real training slice (default: --realizations)")
     p.add_argument("--fractions", type=float, nargs=2, default=TRAIN_FRACTIONS, metavar=("LO", "HI"),
                    help="training dose fractions, drawn log-uniformly in [LO, HI] (default 0.01 0.3)")
     p.add_argument("--example", action="store_true", help="write the shipped example DICOMs into OUT instead")

@@ -259,7 +259,7 @@ def restore_with_uncertainty(
 
 def _restore(image: Image, model: torch.nn.Module, card, *, tta: str | None, tile, overlap, context, pool_window,
              batch, device, progress, name) -> torch.Tensor:
-    """The tiled forward of :func:`restore_image`: (slices, C_out [x2 with a std], H*scale, W*scale) in physical units."""
+    """The tiled forward of :func:`restore_image`: (slices, C_out [x2 with a std], H*scale, W*scale), physical units."""
     from medir.engine.tta import dihedral_forward
 
     image.validate(name)
