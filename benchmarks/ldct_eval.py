@@ -12,8 +12,12 @@ against the reference are kept (each on its own).
 
     OMP_NUM_THREADS=1 python benchmarks/ldct_eval.py --model medir/shipped/ct-ldct-nafnet
 
+``--val FOLDER`` scores the model instead on a paired folder of training-type data (``lq/``, ``hq/``: e.g.
+``data/ldct3/val`` from ``python -m medir.data.ldct``), the set to choose a checkpoint on without the test slices.
+
 ``--cache FILE`` keeps the classical oracles' scores (they do not depend on the model) in a JSON file;
-``--baselines-only`` fills it without a model.
+``--baselines-only`` fills it without a model; ``--ensemble`` scores the model's 8x dihedral self-ensemble (the mean
+of ``medir restore --ensemble`` / ``--uncertainty``) beside its plain output.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 import torch
 
 from medir.baselines import BM3D, NonLocalMeans
-from medir.engine.inference import restore_image
+from medir.engine.inference import restore_image, restore_with_uncertainty
 from medir.engine.modelfile import load_model
 from medir.io import Image, ImageMeta
 from medir.metrics import psnr, rmse, ssim
@@ -43,6 +47,19 @@ def score(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
         "ssim": ssim(pred, target, data_range="target", window=WINDOW),
         "rmse": rmse(pred, target, window=WINDOW),
     }
+
+
+def trust(mean: np.ndarray, std: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """How the 8-fold std (HU) relates to the ensemble's actual error, over body pixels (reference > -500 HU)
+    whose reference lies in the window: mean std, RMS error, and the Pearson correlation of std with |error|
+    after both are smoothed over 5x5 pixels (a map is read by regions, not single pixels)."""
+    from scipy.ndimage import uniform_filter
+
+    inside = (target > -500) & (target >= WINDOW[0]) & (target <= WINDOW[1])
+    err = uniform_filter(np.abs(mean - target).astype(np.float64), 5)[inside]
+    spread = uniform_filter(std.astype(np.float64), 5)[inside]
+    return {"mean_std": float(std[inside].mean()), "rms_error": float(np.sqrt(((mean - target)[inside] ** 2).mean())),
+            "corr": float(np.corrcoef(spread, err)[0, 1])}
 
 
 def _apply(module: torch.nn.Module, lq: np.ndarray) -> np.ndarray:
@@ -89,23 +106,54 @@ def classical(lq: np.ndarray, hq: np.ndarray, sigma: float) -> dict:
 
 
 def report(rows: list[dict], model_name: str, arch: str, model_seconds: float) -> None:
+    methods = ("input", "nlm", "bm3d", "model") + (("ensemble",) if "ensemble" in rows[0] else ())
     print(f"\nmodel: {model_name}; held-out real slices: {', '.join(HELD_OUT)}; {len(rows)} images")
     print("PSNR/SSIM in the window [-160, 240] HU, data range = per-image reference max - min; RMSE in HU\n")
-    print("| slice | inserted noise (HU) | input PSNR / SSIM | NLM oracle | BM3D oracle | model | model - BM3D (dB) |")
-    print("|---|---|---|---|---|---|---|")
+    x8 = " model x8 |" if "ensemble" in methods else ""
+    print(f"| slice | inserted noise (HU) | input PSNR / SSIM | NLM oracle | BM3D oracle | model |{x8} "
+          "model - BM3D (dB) |")
+    print("|---|---|---|---|---|---|---|" + ("---|" if x8 else ""))
     for r in rows:
-        cells = [f"{r[m]['psnr']:.2f} / {r[m]['ssim']:.4f}" for m in ("input", "nlm", "bm3d", "model")]
+        cells = [f"{r[m]['psnr']:.2f} / {r[m]['ssim']:.4f}" for m in methods]
         print(f"| {r['slice']} | {r['sigma']:.1f} | " + " | ".join(cells)
               + f" | {r['model']['psnr'] - r['bm3d']['psnr']:+.2f} |")
     print("\n| method | mean PSNR (dB) | mean SSIM | mean RMSE (HU) | beats BM3D oracle (PSNR, SSIM) |")
     print("|---|---|---|---|---|")
-    for m, name in (("input", "low-dose input"), ("nlm", "NLM, h tuned per image"),
-                    ("bm3d", "BM3D, sigma tuned per image"), ("model", f"medir {arch} ({model_name})")):
+    names = {"input": "low-dose input", "nlm": "NLM, h tuned per image", "bm3d": "BM3D, sigma tuned per image",
+             "model": f"medir {arch} ({model_name})", "ensemble": f"medir {arch} ({model_name}), 8x self-ensemble"}
+    for m in methods:
+        name = names[m]
         wins = (sum(r[m]["psnr"] > r["bm3d"]["psnr"] for r in rows), sum(r[m]["ssim"] > r["bm3d"]["ssim"] for r in rows))
         print(f"| {name} | {np.mean([r[m]['psnr'] for r in rows]):.2f} | {np.mean([r[m]['ssim'] for r in rows]):.4f} | "
               f"{np.mean([r[m]['rmse'] for r in rows]):.1f} | {wins[0]}/{len(rows)}, {wins[1]}/{len(rows)} |")
+    if "uncertainty" in rows[0]:
+        print("\n| slice | 8-fold std, mean (HU) | ensemble RMS error (HU) | corr(std, abs error), 5x5 smoothed |")
+        print("|---|---|---|---|")
+        for r in rows:
+            u = r["uncertainty"]
+            print(f"| {r['slice']} | {u['mean_std']:.2f} | {u['rms_error']:.2f} | {u['corr']:.2f} |")
+        print("(body pixels whose reference is inside the window)")
     print(f"\nseconds per image: model {model_seconds / len(rows):.2f}, BM3D grid of {len(GRID)} "
           f"{np.mean([r['bm3d_seconds'] for r in rows]):.1f}")
+
+
+def validation(folder: Path, model, card, *, ensemble: bool) -> None:
+    """Mean PSNR / SSIM of the model (and its 8x self-ensemble) on the pairs of ``folder``, as ``medir restore``."""
+    from medir.data.datasets import find_pairs
+    from medir.io import read_image
+
+    rows = []
+    for lq_path, hq_path in find_pairs(folder):
+        lq, hq = read_image(lq_path), read_image(hq_path).array
+        lq.meta.modality = "CT"
+        row = {"input": score(lq.array, hq), "model": score(restore_image(lq, model, card, tile=None).array, hq)}
+        if ensemble:
+            row["ensemble"] = score(restore_image(lq, model, card, tile=None, ensemble=True).array, hq)
+        rows.append(row)
+        print(f"{lq_path.name}: " + " ".join(f"{m} {r['psnr']:.2f}" for m, r in row.items()), flush=True)
+    print(f"\n{folder}: {len(rows)} pairs; mean PSNR / SSIM in [-160, 240] HU")
+    for m in rows[0]:
+        print(f"| {m} | {np.mean([r[m]['psnr'] for r in rows]):.3f} | {np.mean([r[m]['ssim'] for r in rows]):.4f} |")
 
 
 def main() -> None:
@@ -114,7 +162,12 @@ def main() -> None:
     p.add_argument("--draws", type=int, default=2, help="noise draws per slice and dose level")
     p.add_argument("--cache", type=Path, help="JSON file for the classical oracles' scores")
     p.add_argument("--baselines-only", action="store_true", help="only compute (and cache) the classical oracles")
+    p.add_argument("--ensemble", action="store_true", help="also score the 8x dihedral self-ensemble of the model")
+    p.add_argument("--val", type=Path, help="score the model on this paired folder (lq/, hq/) instead")
     args = p.parse_args()
+    if args.val:
+        validation(args.val, *load_model(args.model), ensemble=args.ensemble)
+        return
     cache = json.loads(args.cache.read_text()) if args.cache and args.cache.exists() else {}
     model, card = (None, None) if args.baselines_only else load_model(args.model)
     rows, model_seconds = [], 0.0
@@ -131,10 +184,15 @@ def main() -> None:
             out = restore_image(Image(lq, meta), model, card, tile=None).array
             model_seconds += time.perf_counter() - start
             row["model"] = score(out, hq)
+            if args.ensemble:
+                mean, std = restore_with_uncertainty(Image(lq, meta), model, card, tile=None)
+                row["ensemble"] = score(mean.array, hq)
+                row["uncertainty"] = trust(mean.array, std.array, hq)
         rows.append(row)
         print(f"{label}: inserted noise {sigma:.1f} HU | PSNR input {row['input']['psnr']:.2f} NLM "
               f"{row['nlm']['psnr']:.2f} BM3D {row['bm3d']['psnr']:.2f} (x{row['k_bm3d']['psnr']})"
-              + (f" model {row['model']['psnr']:.2f}" if model is not None else ""), flush=True)
+              + (f" model {row['model']['psnr']:.2f}" if model is not None else "")
+              + (f" x8 {row['ensemble']['psnr']:.2f}" if "ensemble" in row else ""), flush=True)
     if model is not None:
         report(rows, args.model, card.arch, model_seconds)
 

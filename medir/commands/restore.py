@@ -35,11 +35,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--shard", help="i/N: process every N-th input starting at i (split a job across processes)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs (of the same inputs)")
+    p.add_argument("--uncertainty", action="store_true",
+                   help="also write an uncertainty map beside the image (NAME_uncertainty, a derived series in DICOM, "
+                        "in the image's units): the per-pixel std over the 8 flips/90-degree rotations of the input "
+                        "(the image is then their mean, 8x the time), or over --samples draws with --aux")
+    p.add_argument("--ensemble", action="store_true",
+                   help="restore as the mean over the 8 flips/90-degree rotations of the input (self-ensemble, "
+                        "8x the time), without writing the map")
     g = p.add_argument_group("PET with MR (MFdiff models)")
     g.add_argument("--aux", metavar="MR", help="the co-registered MR series or volume of the one PET input, on the "
                                                "same grid; needs --model with an MFdiff model")
-    g.add_argument("--uncertainty", action="store_true",
-                   help="also write the per-pixel std over --samples draws beside the image (NAME_uncertainty)")
     g.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim", help="ddim (deterministic, default) or "
                                                                                "ddpm (ancestral, the paper's)")
     g.add_argument("--steps", type=int, default=None, help="sampler steps (default: 50 for ddim, 1000 for ddpm)")
@@ -84,8 +89,10 @@ class ModelCache:
         return self.loaded[name]
 
 
-def restore_one(item, out: Path, overwrite: bool, models: ModelCache, args) -> None:
-    from medir.engine.inference import restore_image
+def restore_one(item, outs: list[Path], overwrite: bool, models: ModelCache, args) -> None:
+    """Restore ``item`` into ``outs[0]`` (with ``--uncertainty``, the 8-fold std map into ``outs[1]``)."""
+    from medir.commands._uncertainty import write_uncertainty
+    from medir.engine.inference import restore_image, restore_with_uncertainty
     from medir.engine.modelfile import check_intensity, check_modality, check_value_range
     from medir.io import write_image
 
@@ -99,12 +106,18 @@ def restore_one(item, out: Path, overwrite: bool, models: ModelCache, args) -> N
         check_intensity(card, sources[0] if sources else None, model=name, what=item.label)
         check_value_range(card, image, model=name, what=item.label)
     image.meta.modality = card.modality  # checked (or explicitly allowed) above; the output keeps the input's
-    restored = restore_image(
-        image, model, card, tile=args.tile or None, overlap=args.overlap, batch=args.batch,
-        device=args.device, progress=item.label, name=item.label,
-    )
+    kw = dict(tile=args.tile or None, overlap=args.overlap, batch=args.batch, device=args.device,
+              progress=item.label, name=item.label)
+    if args.uncertainty:
+        restored, std = restore_with_uncertainty(image, model, card, **kw)
+    else:
+        restored, std = restore_image(image, model, card, ensemble=args.ensemble, **kw), None
+    how = ", mean of 8 flips/rotations" if args.uncertainty or args.ensemble else ""
     restored.meta.modality = modality
-    write_image(restored, out, force=overwrite, description=f"medir restored ({card.task})", model=name)
+    write_image(restored, outs[0], force=overwrite, description=f"medir restored ({card.task}{how})", model=name)
+    if std is not None:
+        std.meta.modality = modality
+        write_uncertainty(std, outs[1], force=overwrite, what="8 flips/rotations", model=name)
 
 
 def uncertainty_path(out: Path) -> Path:
@@ -117,11 +130,13 @@ def uncertainty_path(out: Path) -> Path:
 
 
 def check_pair_args(args: argparse.Namespace) -> None:
-    """One-line errors for the --aux options, before any work."""
+    """One-line errors for the --aux options (and --uncertainty / --ensemble), before any work."""
     if not args.aux:
-        if args.uncertainty or args.steps is not None or args.samples is not None or args.sampler != "ddim":
-            raise InputError("--uncertainty, --sampler, --steps and --samples apply to diffusion models with --aux MR")
+        if args.steps is not None or args.samples is not None or args.sampler != "ddim":
+            raise InputError("--sampler, --steps and --samples apply to diffusion models with --aux MR")
         return
+    if args.ensemble:
+        raise InputError("--ensemble applies to models without --aux: MFdiff averages --samples draws instead")
     if not args.model:
         raise InputError("--aux needs --model: an MFdiff model file (train one, see docs/methods/mfdiff.md)")
     if args.samples is None:
@@ -217,11 +232,16 @@ def run(args: argparse.Namespace) -> int:
         models.get(args.model)  # a bad --model fails once, before any input is read
     items = found.items
     settings = {"model": args.model or "default", "tile": args.tile, "overlap": args.overlap,
-                "modality": args.modality, "allow_mismatch": args.allow_modality_mismatch}
+                "modality": args.modality, "allow_mismatch": args.allow_modality_mismatch,
+                "uncertainty": args.uncertainty, "ensemble": args.ensemble}
+
+    def plan(item) -> list[Path]:
+        out = output_path(item, args.output, items)
+        return [out, uncertainty_path(out)] if args.uncertainty else [out]
+
     report = run_batch(
-        found, "restore", force=args.force,
-        plan=lambda item: [output_path(item, args.output, items)],
-        work=lambda item, outs, overwrite: restore_one(item, outs[0], overwrite, models, args),
+        found, "restore", force=args.force, plan=plan,
+        work=lambda item, outs, overwrite: restore_one(item, outs, overwrite, models, args),
         ledger=Ledger(output_root(args.output, items), "restore", settings),
     )
     return report.exit_code("restore")

@@ -13,7 +13,9 @@ Everything here ships inside installed packages, so anyone can regenerate the da
 
 Split: ``J2K_pixelrep_mismatch.dcm`` and pseudo-CT slices z >= 110 are held out (test, never trained on);
 ``693_UNCR.dcm``, ``explicit_VR-UN.dcm`` and pseudo-CT slices 40 <= z < 100 are for training, so no slice is shared. pydicom's
-``CT_small.dcm`` is not used (noisy, and its body is cut by the field of view).
+``CT_small.dcm`` is not used (noisy, and its body is cut by the field of view). The validation split (model
+selection, so the test slices never choose a checkpoint) is training-type data: pseudo-CT slices 100 <= z < 110
+(in neither other split) and the real training slices with fresh noise draws (new noise, known anatomy).
 
 Noise (``ct-lowdose``, noise insertion: the target is the scan itself). A real scan already carries the noise of
 its own dose; :func:`medir.physics.ct_noise.estimate_scan_dose` measures that dose relative to the reference
@@ -49,7 +51,9 @@ REAL_SPLIT = {"693_UNCR.dcm": "train", "explicit_VR-UN.dcm": "train", "J2K_pixel
 PSEUDO_SPLIT = {
     "train": [(z, 1.0) for z in range(40, 100, 3)] + [(z, 0.5) for z in range(41, 100, 6)],
     "test": [(z, 1.0) for z in range(110, 150, 8)],
+    "val": [(101, 1.0), (105, 1.0), (109, 1.0), (103, 0.5)],
 }
+SEEDS = {"train": 0, "test": 1, "val": 2}  # per split: noise seeds 1000 x this + slice index
 HU = {"air": -1000.0, "csf": 8.0, "grey": 40.0, "white": 28.0, "cortical": 1400.0, "diploe": 550.0, "scalp": 35.0}
 TRAIN_FRACTIONS = (0.01, 0.3)         # dose fractions of training inputs, drawn log-uniformly
 TEST_FRACTIONS = {"q": 0.25, "s": 1 / 30}  # held-out inputs: quarter dose and a strong reduction
@@ -95,8 +99,10 @@ def pseudo_ct_head(z: int, *, seed: int = 0, pixel_mm: float = 1.0) -> np.ndarra
 
 
 def ldct_sources(split: str) -> list[tuple[str, Image, bool]]:
-    """(name, HU image, is_real) of one split, real slices first."""
-    items = [(Path(n).stem, real_ct(n), True) for n, s in REAL_SPLIT.items() if s == split]
+    """(name, HU image, is_real) of one split (``train``, ``val`` or ``test``), real slices first; ``val`` takes
+    the real training slices (its pairs get fresh noise draws)."""
+    real_split = "train" if split == "val" else split
+    items = [(Path(n).stem, real_ct(n), True) for n, s in REAL_SPLIT.items() if s == real_split]
     for z, pixel_mm in PSEUDO_SPLIT[split]:
         meta = ImageMeta(modality="CT", units="HU", spacing=(pixel_mm, pixel_mm))
         suffix = "" if pixel_mm == 1.0 else f"_{pixel_mm:g}mm".replace(".", "p")
@@ -139,23 +145,26 @@ def quarter_dose(image: Image, *, seed: int, is_real: bool = True) -> np.ndarray
     return low_dose(image, [0.25], scan_dose=scan_dose_of(image, is_real), seed=seed)[0]
 
 
-def write_ldct_pairs(out: Path, *, realizations: int = 10, force: bool = False) -> dict[str, int]:
-    """Paired folders ``out/{train,test}/{lq,hq}`` (NPZ, HU): ``realizations`` draws per training slice at dose
-    fractions log-uniform in ``TRAIN_FRACTIONS``, and each test slice at every ``TEST_FRACTIONS`` level."""
+def write_ldct_pairs(out: Path, *, realizations: int = 10, real_realizations: int | None = None,
+                     fractions: tuple[float, float] = TRAIN_FRACTIONS, force: bool = False) -> dict[str, int]:
+    """Paired folders ``out/{train,val,test}/{lq,hq}`` (NPZ, HU): ``realizations`` draws per training slice
+    (``real_realizations`` per real one, default the same) at dose fractions log-uniform in ``fractions``, and each
+    validation and test slice at every ``TEST_FRACTIONS`` level."""
     from tqdm.auto import tqdm
 
     counts = {}
-    for split in ("train", "test"):
+    for split in ("train", "val", "test"):
         n = 0
         for k, (name, image, real) in enumerate(tqdm(ldct_sources(split), desc=f"ldct {split}", unit="slice")):
             meta = ImageMeta(modality="CT", units="HU", spacing=image.meta.spacing)
-            rng = np.random.default_rng([split == "test", k])
+            rng = np.random.default_rng([SEEDS[split], k])
             if split == "train":
-                tags = [f"r{r}" for r in range(realizations)]
-                fractions = list(np.exp(rng.uniform(*np.log(TRAIN_FRACTIONS), size=realizations)))
+                draws = real_realizations if real and real_realizations is not None else realizations
+                tags = [f"r{r}" for r in range(draws)]
+                doses = list(np.exp(rng.uniform(*np.log(fractions), size=draws)))
             else:
-                tags, fractions = list(TEST_FRACTIONS), list(TEST_FRACTIONS.values())
-            lows = low_dose(image, fractions, scan_dose=scan_dose_of(image, real), seed=1000 * (split == "test") + k)
+                tags, doses = list(TEST_FRACTIONS), list(TEST_FRACTIONS.values())
+            lows = low_dose(image, doses, scan_dose=scan_dose_of(image, real), seed=1000 * SEEDS[split] + k)
             for tag, low in zip(tags, lows):
                 write_image(Image(low, meta), out / split / "lq" / f"{name}_{tag}.npz", force=force)
                 write_image(Image(image.array, meta), out / split / "hq" / f"{name}_{tag}.npz", force=force)
@@ -199,6 +208,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("out", type=Path)
     p.add_argument("--pairs", action="store_true", help="write {train,test}/{lq,hq} low-dose pairs")
     p.add_argument("--realizations", type=int, default=10, help="noise draws per training slice (with --pairs)")
+    p.add_argument("--real-realizations", type=int,
+                   help="noise draws per real training slice (default: --realizations)")
+    p.add_argument("--fractions", type=float, nargs=2, default=TRAIN_FRACTIONS, metavar=("LO", "HI"),
+                   help="training dose fractions, drawn log-uniformly in [LO, HI] (default 0.01 0.3)")
     p.add_argument("--example", action="store_true", help="write the shipped example DICOMs into OUT instead")
     p.add_argument("--force", action="store_true")
     args = p.parse_args(argv)
@@ -207,10 +220,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {low} and {ref}")
         return
     if args.pairs:
-        counts = write_ldct_pairs(args.out, realizations=args.realizations, force=args.force)
+        counts = write_ldct_pairs(args.out, realizations=args.realizations, real_realizations=args.real_realizations,
+                                  fractions=tuple(args.fractions), force=args.force)
     else:
         counts = write_ldct_folders(args.out, force=args.force)
-    print(f"wrote {counts['train']} training and {counts['test']} held-out items under {args.out}")
+    print(f"wrote {counts['train']} training, {counts.get('val', 0)} validation and {counts['test']} held-out items "
+          f"under {args.out}")
 
 
 if __name__ == "__main__":

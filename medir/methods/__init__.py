@@ -86,13 +86,26 @@ def restorer(cls: type[nn.Module]) -> Builder:
 
 
 def build_supervised(config, *, data) -> nn.Module:
-    """:class:`Supervised` on the configured backbone, scored in the validation preset's window."""
+    """:class:`Supervised` on the configured backbone, scored in the validation preset's window; method arg
+    ``window_loss: true`` puts the loss in that window too (in network space, through the training preset)."""
     from medir.data.intensity import get_preset
 
     preset = get_preset((config.data.val or config.data.train).preset)
     score = RestorationScore(window=preset.eval_window, data_range=config.data.data_range)
     network = build_backbone(config, channels=data.channels)
-    return construct(Supervised, config.method.name, config.method.args, network, score=score)
+    args = dict(config.method.args)
+    if args.pop("window_loss", False):
+        args["window"] = network_window(get_preset(config.data.train.preset))
+    return construct(Supervised, config.method.name, args, network, score=score)
+
+
+def network_window(preset) -> tuple[float, float]:
+    """The preset's evaluation window mapped to network space (fixed presets only: ``(w - lo) / (hi - lo)``)."""
+    if preset.mode != "fixed" or preset.eval_window is None:
+        raise ConfigError(f"method.args.window_loss needs a fixed intensity preset with an evaluation window; "
+                          f"'{preset.name}' has none: drop window_loss or choose such a preset")
+    span = preset.hi - preset.lo
+    return ((preset.eval_window[0] - preset.lo) / span, (preset.eval_window[1] - preset.lo) / span)
 
 
 def build_seg_head(config, *, data) -> nn.Module:

@@ -42,10 +42,15 @@ class Supervised(nn.Module):
     batch: ``lq`` (B, C, h, w) and ``hq`` (B, C, h*s, w*s) in network space.
     loss: ``l1`` (mean absolute error), ``mse``, or ``psnr`` (NAFNet's 10/ln10 * log(MSE + 1e-8)).
     score: how :meth:`validate` scores a restoration (set from the data config by the method's builder).
+    window: ``(lo, hi)`` in network space (the evaluation window, e.g. [-160, 240] HU; the builder converts it), or
+    None: the loss is then ``L(clip(pred), clip(hq)) + outside_weight * L(pred, hq)`` with ``clip`` to ``[lo, hi]``,
+    so the network spends its capacity where the windowed metric looks (soft tissue, not bone edges or air) while
+    values outside the window stay trained (with a small weight).
     """
 
     def __init__(self, network: nn.Module, *, loss: Literal["l1", "mse", "psnr"] = "l1",
-                 score: RestorationScore = RestorationScore()):
+                 score: RestorationScore = RestorationScore(), window: tuple[float, float] | None = None,
+                 outside_weight: float = 0.1):
         super().__init__()
         if loss not in PIXEL_LOSSES:
             raise ValueError(f"unknown loss '{loss}': use one of {', '.join(PIXEL_LOSSES)}")
@@ -53,14 +58,24 @@ class Supervised(nn.Module):
         self.loss_name = loss
         self.loss_fn = PIXEL_LOSSES[loss]
         self.score = score
+        if window is not None and not window[0] < window[1]:
+            raise ValueError(f"the loss window {window} is empty: give (lo, hi) with lo < hi")
+        if outside_weight < 0:
+            raise ValueError(f"outside_weight {outside_weight} must be >= 0")
+        self.window, self.outside_weight = window, float(outside_weight)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         pred = self.network(batch["lq"])
         if pred.shape != batch["hq"].shape:  # a shape check, not a sync: caught at start-up, before any step
             raise ValueError(f"the model maps {tuple(batch['lq'].shape[1:])} to {tuple(pred.shape[1:])} but the "
                              f"data needs {tuple(batch['hq'].shape[1:])}: set model.args (channels, scale) to fit")
-        loss = self.loss_fn(pred, batch["hq"])
-        return loss, {self.loss_name: loss.detach()}
+        if self.window is None:
+            loss = self.loss_fn(pred, batch["hq"])
+            return loss, {self.loss_name: loss.detach()}
+        lo, hi = self.window
+        inside = self.loss_fn(pred.clamp(lo, hi), batch["hq"].clamp(lo, hi))
+        loss = inside + self.outside_weight * self.loss_fn(pred, batch["hq"])
+        return loss, {self.loss_name: loss.detach(), f"{self.loss_name}_window": inside.detach()}
 
     @torch.no_grad()
     def restore(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -20,7 +20,10 @@ def test_splits_share_no_slice():
     test = {n for n, s in REAL_SPLIT.items() if s == "test"}
     assert train and test and not train & test
     assert "693_J2KI.dcm" not in REAL_SPLIT  # the lossy copy of a training slice is never used
-    assert not {z for z, _ in PSEUDO_SPLIT["train"]} & {z for z, _ in PSEUDO_SPLIT["test"]}
+    zs = {split: {z for z, _ in PSEUDO_SPLIT[split]} for split in ("train", "val", "test")}
+    assert not zs["train"] & zs["test"] and not zs["val"] & (zs["train"] | zs["test"])
+    # model selection never sees the held-out slices: validation pseudo-CT lies strictly between train and test
+    assert max(zs["train"]) < min(zs["val"]) and max(zs["val"]) < min(zs["test"])
 
 
 def test_scan_dose_is_recovered_from_a_scans_own_noise():

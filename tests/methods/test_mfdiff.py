@@ -147,7 +147,7 @@ def test_restore_aux_refuses_bad_pairs_in_one_line(mfdiff_model, tmp_path, capsy
     cases = [(base + ["--aux", str(other_shape), "--model", str(mfdiff_model)], "resample"),
              (base + ["--aux", str(moved), "--model", str(mfdiff_model)], "resample"),
              (base + ["--aux", str(other_shape)], "--model"),
-             (base + ["--uncertainty"], "--aux"),
+             (base + ["--steps", "3"], "--aux"),
              (base + ["--aux", str(moved), "--model", str(mfdiff_model), "--uncertainty", "--samples", "1"], "two")]
     for argv, word in cases:
         capsys.readouterr()
