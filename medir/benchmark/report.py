@@ -26,7 +26,9 @@ POLICY = ("PSNR and SSIM per image with data range = the reference's max - min a
 HALLUCINATION = ("False hot spots per image, on the lesion-free test images: connected components (8-neighbourhood) "
                  "of (restored - reference) > 3 sigma with at least 4 pixels, sigma being the local noise std of the "
                  "degraded input around each pixel (15 x 15 box of (input - reference)^2, floored at 0.1 x its global "
-                 "std). The input row shows how many spots the noise alone makes. Contrast recovery on the images "
+                 "std), all images clipped to the evaluation window first and spots searched only in the tissue where "
+                 "a lesion could be (CT: soft tissue; PET: the brain). The input row shows how many spots the noise "
+                 "alone makes; the lesion-free figure outlines them in yellow. Contrast recovery on the images "
                  "with simulated lesions: CR = (mean lesion - mean background) / (the same on the reference), "
                  "background a 3-pixel ring around each lesion, averaged over lesions then images; 1 keeps the "
                  "contrast, 0 erases it. Definitions: medir/metrics/hallucination.py, docs/benchmark.md.")
@@ -112,6 +114,8 @@ def estimate_full_seconds(results: list[SuiteResult], settings: Settings) -> flo
                 train += c.train_seconds * FULL.diffcode_steps / settings.diffcode_steps * patch
             elif c.key == "mfdiff":
                 train += c.train_seconds * FULL.mfdiff_steps / settings.mfdiff_steps * patch
+            elif c.key == "lrformer":
+                train += c.train_seconds * FULL.lrformer_steps / settings.lrformer_steps * patch
             else:
                 train += c.train_seconds * FULL.steps / settings.steps * patch
         total += train + (r.seconds - sum(c.train_seconds for c in r.contenders)) * area * images
@@ -122,8 +126,8 @@ def blocks(results: list[SuiteResult], settings: Settings, *, meta: dict) -> lis
     out: list[Block] = [("h1", "medir benchmark report")]
     if settings.quick:
         out.append(("p", f"**Quick run: these numbers are a smoke test of the pipeline, not the methods' quality.** "
-                         f"Tiny networks trained for {settings.steps} steps (DiffCode {settings.diffcode_steps}, MFdiff "
-                         f"{settings.mfdiff_steps}) on {settings.train_images} images of {settings.size} x "
+                         f"Tiny networks trained for {settings.steps} steps (LRformer {settings.lrformer_steps}, DiffCode "
+                         f"{settings.diffcode_steps}, MFdiff {settings.mfdiff_steps}) on {settings.train_images} images of {settings.size} x "
                          f"{settings.size} pixels; {2 * settings.test_per_kind} test images per suite."))
     out.append(("ul", [f"{k}: {v}" for k, v in meta.items()]))
     out += [("h2", "How the numbers are made"), ("p", POLICY),

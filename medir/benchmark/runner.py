@@ -14,20 +14,22 @@ import numpy as np
 
 from medir.benchmark.contenders import (LABELS, Contender, baseline_contender, diffcode_restorer, input_contender,
                                         mfdiff_restorer, model_file_restorer, shipped_contenders)
-from medir.benchmark.scoring import Run, run_contender
+from medir.benchmark.scoring import Run, hot_spots, run_contender
 from medir.benchmark.suites import BASELINES, SUITES, Case, Suite, make_cases, test_set
 
 
 @dataclass(frozen=True)
 class Settings:
-    """How big the run is. ``steps``: training steps of every method trained through the engine (SPD-VFM: half
-    teacher, half student); ``diffcode_steps`` split 1:1:2 over its stages; ``mfdiff_sampler_steps`` DDIM steps."""
+    """How big the run is. ``steps``: training steps of the supervised NAFNet, RAT and SPD-VFM (half teacher, half
+    student); ``lrformer_steps``: LRformer's (its Monte-Carlo prior makes a CPU step about 15x dearer);
+    ``diffcode_steps`` split 1:1:2 over its stages; ``mfdiff_sampler_steps`` DDIM steps."""
 
     quick: bool
     size: int
     train_images: int
     test_per_kind: int
     steps: int
+    lrformer_steps: int
     diffcode_steps: int
     mfdiff_steps: int
     mfdiff_sampler_steps: int
@@ -39,10 +41,12 @@ class Settings:
     feature_net: str | None = None
 
 
-QUICK = Settings(quick=True, size=64, train_images=16, test_per_kind=3, steps=60, diffcode_steps=120,
-                 mfdiff_steps=60, mfdiff_sampler_steps=10, diffcode_per_task=6)
-FULL = Settings(quick=False, size=128, train_images=64, test_per_kind=10, steps=3000, diffcode_steps=6000,
-                mfdiff_steps=5000, mfdiff_sampler_steps=50, diffcode_per_task=24)
+# Quick: about 7 CPU-minutes in all (measured per method on 64 x 64 PET images: MFdiff 2.8 s of CPU per step,
+# LRformer 4.5 s, DiffCode about 1 s, the others 0.3 s); see docs/benchmark.md for the measured run.
+QUICK = Settings(quick=True, size=64, train_images=16, test_per_kind=3, steps=60, lrformer_steps=12,
+                 diffcode_steps=60, mfdiff_steps=20, mfdiff_sampler_steps=10, diffcode_per_task=6)
+FULL = Settings(quick=False, size=128, train_images=64, test_per_kind=10, steps=3000, lrformer_steps=3000,
+                diffcode_steps=6000, mfdiff_steps=5000, mfdiff_sampler_steps=50, diffcode_per_task=24)
 
 
 @dataclass
@@ -94,10 +98,11 @@ class Trainer:
             data = self.work / suite.name / "pairs"
             if not (data / "hq").is_dir():
                 training.write_pairs(train_cases, data)
+            steps = s.lrformer_steps if method == "lrformer" else s.steps
             path, seconds = training.train_method(method, suite, data=data, out=self.work / suite.name / method,
-                                                  steps=s.steps, size=s.size)
+                                                  steps=steps, size=s.size)
             contender = Contender(method, LABELS[method], "trained", model_file_restorer(path, suite))
-            contender.notes.append(f"{s.steps} steps" + (" (half teacher, half student)" if method == "spdvfm" else ""))
+            contender.notes.append(f"{steps} steps" + (" (half teacher, half student)" if method == "spdvfm" else ""))
         contender.train_seconds = seconds
         return contender
 
@@ -105,7 +110,6 @@ class Trainer:
 def run_suite(name: str, settings: Settings, trainer: Trainer, *, figures: Path | None, bar) -> SuiteResult:
     """Everything for one suite; ``bar`` is advanced once per stage."""
     from medir.benchmark.figures import comparison_figure
-    from medir.metrics.hallucination import hot_spot_map
 
     suite, start, s = SUITES[name], time.perf_counter(), settings
     _stage(bar, f"{name}: simulating images")
@@ -138,7 +142,7 @@ def run_suite(name: str, settings: Settings, trainer: Trainer, *, figures: Path 
                 continue
             panels = [(c.key, result.runs[c.key].outputs[case.name]) for c in shown]
             spots = None if case.has_lesions else {
-                key: hot_spot_map(img, case.hq, case.lq)[0] for key, img in [("input", case.lq), *panels]}
+                key: hot_spots(img, case, suite)[0] for key, img in [("input", case.lq), *panels]}
             path = comparison_figure(case, panels, suite, figures / f"{name}_{case.name}.png", hot_spots=spots)
             result.figures.append(path.name)
     if s.perceptual:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from medir.benchmark.suites import Case, Suite
-from medir.metrics.hallucination import contrast_recovery, false_hot_spots
+from medir.metrics.hallucination import contrast_recovery, hot_spot_map
 
 HEADLINE = ("psnr", "ssim", "nmse", "rmse")
 
@@ -50,12 +50,23 @@ def score(pred: np.ndarray, case: Case, suite: Suite, *, y_channel: bool = False
     return row
 
 
-def hallucination(pred: np.ndarray, case: Case) -> dict[str, float]:
-    """``hot_spots`` on a lesion-free case, ``cr`` (mean over its lesions) on a case with lesions."""
+def hot_spots(pred: np.ndarray, case: Case, suite: Suite) -> tuple[np.ndarray, int]:
+    """False hot spots of ``pred`` (label map, count) as the report counts them: restoration, reference and input
+    clipped to the suite's evaluation window (a brighter halo in air below the window is not a lesion), searched in
+    the suite's ``search_labels`` regions (:func:`medir.metrics.hallucination.hot_spot_map` for the definition)."""
+    x, r, y = (np.asarray(a, np.float64) for a in (pred, case.hq, case.lq))
+    if suite.window is not None:
+        x, r, y = (np.clip(a, *suite.window) for a in (x, r, y))
+    mask = np.isin(case.regions, suite.search_labels) if suite.search_labels else None
+    return hot_spot_map(x, r, y, mask=mask)
+
+
+def hallucination(pred: np.ndarray, case: Case, suite: Suite) -> dict[str, float]:
+    """``hot_spots`` on a lesion-free case, ``cr`` (mean over its lesions, unclipped values) on a case with lesions."""
     if case.has_lesions:
         cr = contrast_recovery(pred, case.hq, case.lesion)
         return {"cr": float(cr.mean())} if cr.size else {}
-    return {"hot_spots": float(false_hot_spots(pred, case.hq, case.lq))}
+    return {"hot_spots": float(hot_spots(pred, case, suite)[1])}
 
 
 class PeakMemory:
@@ -118,7 +129,7 @@ def run_contender(contender, cases: list[Case], suite: Suite, *, y_channel: bool
             raise ValueError(f"{contender.label} returned {pred.shape} for {case.name} ({case.hq.shape} expected)")
         run.outputs[case.name] = pred
         run.rows.append({"case": case.name, **score(pred, case, suite, y_channel=y_channel),
-                         **hallucination(pred, case), "seconds": seconds, "mib": mem.peak})
+                         **hallucination(pred, case, suite), "seconds": seconds, "mib": mem.peak})
     return run
 
 

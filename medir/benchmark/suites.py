@@ -17,7 +17,7 @@ Every test set has lesion-free cases (for the hallucination count) and lesion ca
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -67,8 +67,7 @@ class Suite:
     region_names: dict[int, str]
     methods: tuple[str, ...]
     description: str = ""
-    hot_only: bool = True
-    extra: dict = field(default_factory=dict)
+    search_labels: tuple[int, ...] = ()
 
 
 BASELINES = ("gaussian", "nlm", "bm3d")
@@ -78,13 +77,15 @@ SUITES: dict[str, Suite] = {
         units="HU", preset="ct-soft", window=(-160.0, 240.0),
         region_names={1: "air", 2: "soft tissue", 3: "bone", 4: "lesion"},
         methods=(*BASELINES, "supervised", "rat", "lrformer", "diffcode", "shipped"),
-        description="pseudo-CT head slices (MNI template) with ct-lowdose noise insertion at 1/4 dose"),
+        description="pseudo-CT head slices (MNI template) with ct-lowdose noise insertion at 1/4 dose",
+        search_labels=(2, 4)),
     "pet": Suite(
         name="pet", title="Low-count brain PET with MR (1/12 dose, FDG phantom)", task="pet-lowcount",
         modality="PT", units="activity (a.u.)", preset="pet-counts", window=None,
         region_names={1: "CSF", 2: "grey matter", 3: "white matter", 4: "lesion"},
         methods=(*BASELINES, "supervised", "rat", "lrformer", "spdvfm", "diffcode", "mfdiff", "shipped"),
-        description="brain FDG phantom (MNI template, split by subject), FBP at 5e6/12 counts per slice"),
+        description="brain FDG phantom (MNI template, split by subject), FBP at 5e6/12 counts per slice",
+        search_labels=(1, 2, 3, 4)),
 }
 
 
@@ -108,7 +109,10 @@ def _ct_reference(z: int, size: int, seed: int) -> tuple[np.ndarray, float]:
     from medir.data.ldct import pseudo_ct_head
 
     pixel = 240.0 / size
-    hu = pseudo_ct_head(z, seed=seed, pixel_mm=pixel)
+    fine = min(pixel, 2.0)  # the phantom's skull shells need pixels of 2 mm or less; coarser grids average them
+    hu = pseudo_ct_head(z, seed=seed, pixel_mm=fine)
+    if fine < pixel:
+        hu = ndimage.zoom(hu, fine / pixel, order=1, prefilter=False)
     out = np.full((size, size), -1000.0, np.float32)
     h, w = min(size, hu.shape[0]), min(size, hu.shape[1])
     y0, x0 = (hu.shape[0] - h) // 2, (hu.shape[1] - w) // 2
@@ -163,11 +167,10 @@ def _pet_cases(split: str, *, count: int, size: int, seed: int, lesions: bool) -
     from medir.physics.pet import simulate_pet_lowcount
 
     subjects = [make_subject(s) for s in split_subjects(split)]
-    per_subject = -(-count // len(subjects))
-    zs = subject_slices(per_subject + 2)[1:-1]  # leave out the nearly empty first and last slices
+    zs = subject_slices(count + 2)[1:-1]  # one slice per case, leaving out the nearly empty first and last
     cases = []
     for k in range(count):
-        subject, z = subjects[k % len(subjects)], zs[(k // len(subjects)) % len(zs)]
+        subject, z = subjects[k % len(subjects)], zs[k % len(zs)]
         g = torch.Generator().manual_seed(seed * 7 + k)
         angle = float(torch.rand(1, generator=g)) * 15.0
         s = brain_slice(z, size=size, subject=subject, angle_deg=angle, hot_lesions=2 if lesions else 0,

@@ -48,7 +48,8 @@ def settings_from(args):
     if args.steps is not None:
         if args.steps < 2:
             raise InputError(f"--steps {args.steps}: give at least 2 training steps")
-        s = replace(s, steps=args.steps, diffcode_steps=max(4, args.steps), mfdiff_steps=args.steps,
+        s = replace(s, steps=args.steps, lrformer_steps=args.steps, diffcode_steps=max(4, args.steps),
+                    mfdiff_steps=args.steps,
                     mfdiff_sampler_steps=min(s.mfdiff_sampler_steps, args.steps))
     if args.images is not None:
         if args.images < 1:
