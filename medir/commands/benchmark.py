@@ -5,6 +5,7 @@ test images with the same metrics, and write ``OUT/report.md``, ``OUT/report.htm
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shutil
 import tempfile
@@ -113,6 +114,24 @@ def _meta(args, settings, argv_text: str) -> dict:
             "seed": settings.seed}
 
 
+def _loadavg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
+def _load(before: float | None) -> dict:
+    """CPU time of this process and the machine's load, so wall-clock seconds can be read in context."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    after = _loadavg()
+    load = "unknown" if before is None or after is None else f"{before:.1f} at start, {after:.1f} at the end"
+    return {"CPU time of this run, user + sys (s)": f"{usage.ru_utime + usage.ru_stime:.0f}",
+            "CPU cores": os.cpu_count(), "load average (1 min)": load}
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
@@ -126,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     argv_text = f"medir benchmark {args.suite}{' --quick' if args.quick else ''} -o {args.output}"
-    start = time.perf_counter()
+    start, load_before = time.perf_counter(), _loadavg()
     out = args.output
     replace_existing = args.force or (out.is_dir() and not any(out.iterdir()))
     with atomic_dir(out, force=replace_existing) as tmp:
@@ -141,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
         finally:
             bar.close()
             shutil.rmtree(work, ignore_errors=True)
-        meta = {**_meta(args, settings, argv_text), "wall time (s)": f"{time.perf_counter() - start:.0f}"}
+        meta = {**_meta(args, settings, argv_text), "wall time (s)": f"{time.perf_counter() - start:.0f}",
+                **_load(load_before)}
         items = blocks(results, settings, meta=meta)
         atomic_write_text(tmp / "report.md", to_markdown(items))
         atomic_write_text(tmp / "report.html", to_html(items, tmp))
