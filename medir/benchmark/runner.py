@@ -41,10 +41,10 @@ class Settings:
     feature_net: str | None = None
 
 
-# Quick: about 7 CPU-minutes in all (measured per method on 64 x 64 PET images: MFdiff 2.8 s of CPU per step,
-# LRformer 4.5 s, DiffCode about 1 s, the others 0.3 s); see docs/benchmark.md for the measured run.
-QUICK = Settings(quick=True, size=64, train_images=16, test_per_kind=3, steps=60, lrformer_steps=12,
-                 diffcode_steps=60, mfdiff_steps=20, mfdiff_sampler_steps=10, diffcode_per_task=6)
+# Quick: sized to about 6 CPU-minutes in all (measured per method on 64 x 64 PET images: MFdiff 2.8 s of CPU per
+# step, LRformer 4.5 s, DiffCode about 1 s, the others 0.3 s); see docs/benchmark.md for the measured run.
+QUICK = Settings(quick=True, size=64, train_images=12, test_per_kind=2, steps=60, lrformer_steps=10,
+                 diffcode_steps=40, mfdiff_steps=12, mfdiff_sampler_steps=10, diffcode_per_task=4)
 FULL = Settings(quick=False, size=128, train_images=64, test_per_kind=10, steps=3000, lrformer_steps=3000,
                 diffcode_steps=6000, mfdiff_steps=5000, mfdiff_sampler_steps=50, diffcode_per_task=24)
 

@@ -2,9 +2,9 @@
 
 A suite is simulated offline from anatomy that ships inside packages (no download), so anyone can regenerate it:
 
-- ``ct``: quarter-dose CT of pseudo-CT heads (:func:`medir.data.ldct.pseudo_ct_head`, MNI template) on a
-  ``size`` x ``size`` grid of ``240 / size`` mm pixels, low dose by ``ct-lowdose`` noise insertion (dose 0.25).
-  Training slices and test slices come from disjoint template slices (:data:`medir.data.ldct.PSEUDO_SPLIT`).
+- ``ct``: low-dose CT of pseudo-CT heads (:func:`medir.data.ldct.pseudo_ct_head`, MNI template) at 1 mm pixels,
+  low dose by ``ct-lowdose`` noise insertion (1/20 of the dose) on the whole slice, then the central ``size`` x ``size``
+  window. Training and test slices come from disjoint template slices (:data:`medir.data.ldct.PSEUDO_SPLIT`).
   Regions come from the noiseless reference: air (< -300 HU), soft tissue, bone (> 200 HU); lesion cases get
   hyperdense disks (+``CT_LESION_HU``, 3-6 mm radius) in brain tissue before the noise is inserted.
 - ``pet``: low-count brain FDG PET/MR (:func:`medir.data.phantoms.brain_slice`, split by subject): high count with the
@@ -24,6 +24,8 @@ import torch
 from scipy import ndimage
 
 CT_LESION_HU = 30.0
+CT_PIXEL_MM = 1.0
+CT_DOSE = 0.05  # 1/20 of the reference dose: about 10 HU of noise in the brain at 1 mm
 PET_FULL_COUNTS = 5e6
 PET_DOSE = 1.0 / 12.0
 
@@ -73,11 +75,12 @@ class Suite:
 BASELINES = ("gaussian", "nlm", "bm3d")
 SUITES: dict[str, Suite] = {
     "ct": Suite(
-        name="ct", title="Low-dose CT (quarter dose, pseudo-CT heads)", task="ct-lowdose", modality="CT",
+        name="ct", title="Low-dose CT (1/20 dose, pseudo-CT heads)", task="ct-lowdose", modality="CT",
         units="HU", preset="ct-soft", window=(-160.0, 240.0),
         region_names={1: "air", 2: "soft tissue", 3: "bone", 4: "lesion"},
         methods=(*BASELINES, "supervised", "rat", "lrformer", "diffcode", "shipped"),
-        description="pseudo-CT head slices (MNI template) with ct-lowdose noise insertion at 1/4 dose",
+        description="central windows of pseudo-CT head slices (MNI template) at 1 mm, ct-lowdose noise inserted on "
+                    "the whole slice at 1/20 dose",
         search_labels=(2, 4)),
     "pet": Suite(
         name="pet", title="Low-count brain PET with MR (1/12 dose, FDG phantom)", task="pet-lowcount",
@@ -104,20 +107,19 @@ def test_set(suite: str, *, per_kind: int, size: int, seed: int = 0) -> list[Cas
 # --- CT ---------------------------------------------------------------------------------------------------
 
 
-def _ct_reference(z: int, size: int, seed: int) -> tuple[np.ndarray, float]:
-    """A pseudo-CT head slice centred on a ``size`` x ``size`` grid of air, and its pixel size (mm)."""
+def _centre(shape: tuple[int, int], size: int) -> tuple[slice, slice]:
+    """The central ``size`` x ``size`` window of an image of ``shape`` (at least ``size`` on each side)."""
+    y0, x0 = (shape[0] - size) // 2, (shape[1] - size) // 2
+    return slice(y0, y0 + size), slice(x0, x0 + size)
+
+
+def _ct_reference(z: int, size: int, seed: int) -> np.ndarray:
+    """A whole pseudo-CT head slice at 1 mm, padded with air to at least ``size`` on each side."""
     from medir.data.ldct import pseudo_ct_head
 
-    pixel = 240.0 / size
-    fine = min(pixel, 2.0)  # the phantom's skull shells need pixels of 2 mm or less; coarser grids average them
-    hu = pseudo_ct_head(z, seed=seed, pixel_mm=fine)
-    if fine < pixel:
-        hu = ndimage.zoom(hu, fine / pixel, order=1, prefilter=False)
-    out = np.full((size, size), -1000.0, np.float32)
-    h, w = min(size, hu.shape[0]), min(size, hu.shape[1])
-    y0, x0 = (hu.shape[0] - h) // 2, (hu.shape[1] - w) // 2
-    out[(size - h) // 2:(size - h) // 2 + h, (size - w) // 2:(size - w) // 2 + w] = hu[y0:y0 + h, x0:x0 + w]
-    return out, pixel
+    hu = pseudo_ct_head(z, seed=seed, pixel_mm=CT_PIXEL_MM)
+    pad = [(max(0, size - n) // 2, max(0, size - n) - max(0, size - n) // 2) for n in hu.shape]
+    return np.pad(hu, pad, constant_values=-1000.0).astype(np.float32)
 
 
 def _disks(candidates: np.ndarray, n: int, radius_px: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
@@ -135,6 +137,8 @@ def _disks(candidates: np.ndarray, n: int, radius_px: tuple[float, float], rng: 
 
 
 def _ct_cases(split: str, *, count: int, size: int, seed: int, lesions: bool) -> list[Case]:
+    """Noise is inserted on the whole slice (CT noise depends on the attenuation along every ray), then the central
+    ``size`` x ``size`` window is kept."""
     from medir.data.ldct import PSEUDO_SPLIT
     from medir.physics import simulate
 
@@ -142,16 +146,20 @@ def _ct_cases(split: str, *, count: int, size: int, seed: int, lesions: bool) ->
     cases = []
     for k in range(count):
         z = zs[k % len(zs)]
-        hq, pixel = _ct_reference(z, size, seed + k // len(zs))
+        hq = _ct_reference(z, size, seed + k // len(zs))
+        window = _centre(hq.shape, size)
         lesion = np.zeros(hq.shape, bool)
         if lesions:
             rng = np.random.default_rng([seed, k, 7])
-            radius = (3.0 / pixel, max(6.0 / pixel, 3.0 / pixel + 1))
-            brain = ndimage.binary_erosion((hq > 0) & (hq < 80), iterations=int(np.ceil(radius[1])) + 1)
+            radius = (3.0 / CT_PIXEL_MM, 6.0 / CT_PIXEL_MM)
+            inside = np.zeros(hq.shape, bool)
+            inside[window] = True
+            brain = ndimage.binary_erosion((hq > 0) & (hq < 80) & inside, iterations=int(np.ceil(radius[1])) + 1)
             lesion = _disks(brain, 2, radius, rng)
             hq = np.where(lesion, hq + CT_LESION_HU, hq).astype(np.float32)
-        lq = simulate("ct-lowdose", torch.from_numpy(hq)[None, None], seed=seed * 1009 + k, dose=0.25,
-                      pixel_size_mm=pixel)[0, 0].numpy()
+        lq = simulate("ct-lowdose", torch.from_numpy(hq)[None, None], seed=seed * 1009 + k, dose=CT_DOSE,
+                      pixel_size_mm=CT_PIXEL_MM)[0, 0].numpy()
+        hq, lq, lesion = hq[window], lq[window], lesion[window]
         regions = np.where(hq < -300, 1, np.where(hq > 200, 3, 2)).astype(np.int64)
         regions[lesion] = 4
         cases.append(Case(f"ct_{split}_z{z:03d}_{'lesion' if lesions else 'clean'}_{k}", lq.astype(np.float32),
