@@ -63,7 +63,7 @@ def input_contender() -> Contender:
 def _score(pred: np.ndarray, case: Case, suite: Suite) -> float:
     from medir.metrics import psnr
 
-    return float(psnr(pred, case.hq, data_range="target", window=suite.window))
+    return float(psnr(pred, case.hq, data_range=suite.data_range, window=suite.window))
 
 
 def _apply(module: torch.nn.Module, lq: np.ndarray) -> np.ndarray:

@@ -18,8 +18,10 @@ from medir.benchmark.scoring import summarize
 
 Block = tuple  # ("h1"|"h2"|"h3"|"p"|"ul", text | items) or ("table", header, rows) or ("img", file, alt)
 
-POLICY = ("PSNR and SSIM per image with data range = the reference's max - min after clipping both images to the "
-          "suite's evaluation window (CT: [-160, 240] HU; PET: none, the full range); SSIM with an 11 x 11 Gaussian "
+POLICY = ("PSNR and SSIM per image after clipping both images to the suite's evaluation window, with the suite's "
+          "data range: CT: window [-160, 240] HU and a fixed data range of 400 HU (the window's width; the test "
+          "windows hold brain only, whose own max - min is about 40 HU); PET: no window, data range = the reference's "
+          "max - min per image. SSIM with an 11 x 11 Gaussian "
           "window, sigma 1.5; NMSE = ||x - r||^2 / ||r||^2; RMSE in the suite's physical units inside the window; "
           "per-region RMSE on the label map of each test image. Columns show the mean +- the sample standard "
           "deviation over test images.")
@@ -221,7 +223,7 @@ def results_json(results: list[SuiteResult], settings: Settings, *, meta: dict) 
     data = {"settings": asdict(settings), "meta": meta, "suites": {}}
     for r in results:
         data["suites"][r.suite.name] = {
-            "window": r.suite.window, "units": r.suite.units, "seconds": r.seconds,
+            "window": r.suite.window, "data_range": r.suite.data_range, "units": r.suite.units, "seconds": r.seconds,
             "contenders": {c.key: {"label": c.label, "kind": c.kind, "train_seconds": c.train_seconds,
                                    "notes": c.notes, "rows": r.runs[c.key].rows,
                                    "perceptual": (r.perceptual or {}).get(c.key)} for c in r.contenders},

@@ -1,7 +1,8 @@
 """Scoring one restoration of one case, timing and memory of each call, and the mean and spread over images.
 
-Metric policy (stated in every report): PSNR and SSIM per image with data range = the reference's max - min after
-clipping both images to the suite's evaluation window (CT: [-160, 240] HU; PET: no window), SSIM with an 11 x 11
+Metric policy (stated in every report): PSNR and SSIM per image with the suite's data range after clipping both
+images to its evaluation window (CT: fixed 400 HU, the width of the window [-160, 240] HU, because the test windows
+hold brain only, whose own max - min is about 40 HU; PET: no window, the reference's max - min), SSIM with an 11 x 11
 Gaussian window (sigma 1.5); NMSE = ||x - r||^2 / ||r||^2 and RMSE in the suite's physical units, both inside the
 window. RGB images are scored on all three channels, or on the BT.601 luma (Y) when ``y_channel`` is set (the
 convention of RAT's released numbers, labelled as such in the report).
@@ -40,8 +41,8 @@ def score(pred: np.ndarray, case: Case, suite: Suite, *, y_channel: bool = False
     if y_channel and r.ndim == 3 and r.shape[-1] == 3:
         p, r = luma(p), luma(r)
     p, r = _channels_first(p), _channels_first(r)
-    w = suite.window
-    row = {"psnr": psnr(p, r, data_range="target", window=w), "ssim": ssim(p, r, data_range="target", window=w),
+    w, dr = suite.window, suite.data_range
+    row = {"psnr": psnr(p, r, data_range=dr, window=w), "ssim": ssim(p, r, data_range=dr, window=w),
            "nmse": nmse(p, r, window=w), "rmse": rmse(p, r, window=w)}
     if r.ndim == 2:
         for label, value in per_region("rmse", p, r, case.regions, window=w).items():

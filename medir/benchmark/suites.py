@@ -10,7 +10,8 @@ A suite is simulated offline from anatomy that ships inside packages (no downloa
 - ``pet``: low-count brain FDG PET/MR (:func:`medir.data.phantoms.brain_slice`, split by subject): high count with the
   ``mfdiff-high`` protocol, low count at 5e6 x 1/12 counts per slice (DiffCode's 12x dose reduction), both by
   attenuation-corrected FBP, as :mod:`medir.data.allinone`; the T1 MR comes with each slice (for MFdiff). Regions:
-  the phantom's labels (CSF, grey, white matter, lesion); lesion cases carry hot lesions (2x local uptake).
+  the phantom's labels (CSF, grey, white matter, lesion); lesion cases carry hot lesions (2x local uptake, radius
+  6-10 mm).
 
 Every test set has lesion-free cases (for the hallucination count) and lesion cases (for contrast recovery).
 """
@@ -28,6 +29,7 @@ CT_PIXEL_MM = 1.0
 CT_DOSE = 0.05  # 1/20 of the reference dose: about 10 HU of noise in the brain at 1 mm
 PET_FULL_COUNTS = 5e6
 PET_DOSE = 1.0 / 12.0
+PET_LESION_RADIUS_MM = (6.0, 10.0)  # at least 1.5 pixels of 4 mm on the quick 64 x 64 grid
 
 
 @dataclass
@@ -54,8 +56,8 @@ class Case:
 class Suite:
     """What is restored, how it is scored, and which methods apply.
 
-    ``window``: evaluation window (lo, hi) in ``units`` (None: full range); data range per image = reference max
-    - min after clipping; ``preset``: the intensity preset the trained methods use; ``task``/``modality``: how
+    ``window``: evaluation window (lo, hi) in ``units`` (None: full range); ``data_range``: of PSNR and SSIM, a number
+    or ``"target"`` (the reference's max - min after clipping, per image); ``preset``: the intensity preset the trained methods use; ``task``/``modality``: how
     shipped models are looked up; ``methods``: the contenders (see :mod:`medir.benchmark.contenders`).
     """
 
@@ -70,6 +72,7 @@ class Suite:
     methods: tuple[str, ...]
     description: str = ""
     search_labels: tuple[int, ...] = ()
+    data_range: float | str = "target"
 
 
 BASELINES = ("gaussian", "nlm", "bm3d")
@@ -81,7 +84,7 @@ SUITES: dict[str, Suite] = {
         methods=(*BASELINES, "supervised", "rat", "lrformer", "diffcode", "shipped"),
         description="central windows of pseudo-CT head slices (MNI template) at 1 mm, ct-lowdose noise inserted on "
                     "the whole slice at 1/20 dose",
-        search_labels=(2, 4)),
+        search_labels=(2, 4), data_range=400.0),
     "pet": Suite(
         name="pet", title="Low-count brain PET with MR (1/12 dose, FDG phantom)", task="pet-lowcount",
         modality="PT", units="activity (a.u.)", preset="pet-counts", window=None,
@@ -182,7 +185,7 @@ def _pet_cases(split: str, *, count: int, size: int, seed: int, lesions: bool) -
         g = torch.Generator().manual_seed(seed * 7 + k)
         angle = float(torch.rand(1, generator=g)) * 15.0
         s = brain_slice(z, size=size, subject=subject, angle_deg=angle, hot_lesions=2 if lesions else 0,
-                        generator=torch.Generator().manual_seed(subject.seed * 1009 + z + seed))
+                        lesion_radius_mm=PET_LESION_RADIUS_MM, generator=torch.Generator().manual_seed(subject.seed * 1009 + z + seed))
         x, mu = s.activity[None], s.mu_map[None]
         common = dict(generator=g, mu_map=mu, pixel_size_mm=s.pixel_size_mm, recon="fbp")
         low = simulate_pet_lowcount(x, protocol="mfdiff-low", counts=PET_FULL_COUNTS, dose=PET_DOSE, **common)

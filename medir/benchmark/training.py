@@ -67,7 +67,7 @@ def method_config(method: str, suite: Suite, *, data: Path, out: Path, steps: in
         "model": recipe["model"],
         "method": method_section,
         "data": {"train": {"kind": "paired", "root": str(data), "preset": suite.preset, "patch_size": _patch(size)},
-                 "data_range": "target"},
+                 "data_range": suite.data_range},
         "optim": recipe["optim"],
         "schedule": {"steps": steps, "warmup": min(10, steps // 10), "min_lr": 1.0e-6},
         "train": {"batch_size": 4, "grad_clip": 1.0, "seed": seed, "log_every": max(1, min(10, steps)),

@@ -60,8 +60,8 @@ def test_numbers_are_finite_and_the_input_row_is_the_input(tiny_run):
     window = SUITES["ct"].window
     for case, row in zip(cases, contenders["input"]["rows"]):
         assert row["case"] == case.name
-        assert row["psnr"] == pytest.approx(psnr(case.lq, case.hq, data_range="target", window=window), rel=1e-6)
-        assert row["ssim"] == pytest.approx(ssim(case.lq, case.hq, data_range="target", window=window), rel=1e-6)
+        assert row["psnr"] == pytest.approx(psnr(case.lq, case.hq, data_range=400.0, window=window), rel=1e-6)
+        assert row["ssim"] == pytest.approx(ssim(case.lq, case.hq, data_range=400.0, window=window), rel=1e-6)
         assert row["nmse"] == pytest.approx(nmse(case.lq, case.hq, window=window), rel=1e-6)
         assert row["rmse"] == pytest.approx(rmse(case.lq, case.hq, window=window), rel=1e-6)
     clean, lesion = contenders["input"]["rows"]
@@ -84,7 +84,7 @@ def test_the_tuned_baseline_is_tuned_against_the_reference(tiny_run):
 
     data = json.loads((tiny_run / "results.json").read_text())["suites"]["ct"]["contenders"]["gaussian"]
     case = test_set("ct", per_kind=1, size=SIZE, seed=1)[0]
-    best = max(psnr(_apply(Gaussian(sigma_px=v), case.lq), case.hq, data_range="target", window=SUITES["ct"].window)
+    best = max(psnr(_apply(Gaussian(sigma_px=v), case.lq), case.hq, data_range=400.0, window=SUITES["ct"].window)
                for v in GRIDS["gaussian"])
     assert data["rows"][0]["psnr"] == pytest.approx(best, rel=1e-6)
 
