@@ -21,7 +21,7 @@ from medir.benchmark.suites import BASELINES, SUITES, Case, Suite, make_cases, t
 @dataclass(frozen=True)
 class Settings:
     """How big the run is. ``steps``: training steps of the supervised NAFNet, RAT and SPD-VFM (half teacher, half
-    student); ``lrformer_steps``: LRformer's (its Monte-Carlo prior makes a CPU step about 15x dearer);
+    student); ``lrformer_steps``: LRformer's (its Monte-Carlo prior makes its steps the dearest on a busy CPU);
     ``diffcode_steps`` split 1:1:2 over its stages; ``mfdiff_sampler_steps`` DDIM steps."""
 
     quick: bool
@@ -41,8 +41,8 @@ class Settings:
     feature_net: str | None = None
 
 
-# Quick: sized to about 6 CPU-minutes in all (measured per method on 64 x 64 PET images: MFdiff 2.8 s of CPU per
-# step, LRformer 4.5 s, DiffCode about 1 s, the others 0.3 s); see docs/benchmark.md for the measured run.
+# Quick: sized from per-method CPU costs measured on this project's heavily shared 2-core machine (where MFdiff and
+# LRformer steps cost seconds of CPU); docs/benchmark.md gives the measured run times and their load.
 QUICK = Settings(quick=True, size=64, train_images=12, test_per_kind=2, steps=60, lrformer_steps=10,
                  diffcode_steps=40, mfdiff_steps=12, mfdiff_sampler_steps=10, diffcode_per_task=4)
 FULL = Settings(quick=False, size=128, train_images=64, test_per_kind=10, steps=3000, lrformer_steps=3000,
