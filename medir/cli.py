@@ -22,6 +22,7 @@ COMMANDS = {
     "simulate": "turn high-quality images into low-dose / low-count / low-resolution ones",
     "train": "train a model from a YAML config",
     "segment": "write region partitions (label maps) used as semantic priors",
+    "benchmark": "compare methods on the same simulated test sets and write a report (markdown + HTML)",
 }
 
 
