@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from medir.errors import MedirError
 
 
 def _unit(images: list[np.ndarray], lo: float, hi: float):
@@ -28,11 +27,8 @@ def perceptual_scores(outputs: dict[str, dict[str, np.ndarray]], references: dic
     ``outputs[contender][case]`` and ``references[case]`` are images in physical units; FID compares the set of a
     contender's restorations with the set of references (few images make it a noisy number: the report says so).
     """
-    try:
-        from medir.metrics.perceptual import feature_network, fid, lpips
-    except ImportError as err:
-        raise MedirError("--perceptual needs medir.metrics.perceptual, which this installation lacks: "
-                         "update medir or drop --perceptual") from err
+    from medir.metrics.perceptual import feature_network, fid, lpips
+
     net = feature_network(path)
     names = list(references)
     ref_list = [references[n] for n in names]

@@ -28,9 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated images and of training")
     p.add_argument("--y-channel", action="store_true",
                    help="score RGB images on their BT.601 luma (RAT's convention; labelled in the report)")
-    p.add_argument("--perceptual", action="store_true",
-                   help="add FID and LPIPS columns (medir.metrics.perceptual; the report names the feature network)")
-    p.add_argument("--feature-net", help="local weights of the FID/LPIPS feature network (with --perceptual)")
+    p.add_argument("--no-perceptual", dest="perceptual", action="store_false",
+                   help="leave out the FID and LPIPS columns (on by default; the report names the feature network: "
+                        "without --feature-net a random-init VGG16, not standard FID/LPIPS)")
+    p.add_argument("--feature-net", help="local weights of the FID/LPIPS feature network (ImageNet VGG16, "
+                                         ".safetensors or .pth); see docs/perceptual.md")
     p.add_argument("--keep-work", action="store_true", help="keep the training runs and pairs in OUT/work")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     # Sizes below the presets, for tests and experiments: hidden from --help.
@@ -78,7 +80,7 @@ def check_args(args) -> list[str]:
         raise InputError(f"unknown suite '{args.suite}': use one of {', '.join(SUITE_CHOICES)}")
     suites = list(SUITES) if args.suite == "all" else [args.suite]
     if args.feature_net and not args.perceptual:
-        raise InputError("--feature-net is only used with --perceptual: add --perceptual or drop --feature-net")
+        raise InputError("--feature-net is only used for the FID/LPIPS columns: drop --no-perceptual or --feature-net")
     if args.feature_net and not Path(args.feature_net).exists():
         raise InputError(f"--feature-net {args.feature_net} does not exist: give the local weights' path")
     if args.threads < 0:
@@ -94,12 +96,6 @@ def check_args(args) -> list[str]:
         unknown = sorted({m.strip() for m in args.methods.split(",")} - known - {""})
         if unknown:
             raise InputError(f"--methods: unknown method(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    if args.perceptual:
-        try:
-            import medir.metrics.perceptual  # noqa: F401
-        except ImportError:
-            raise MedirError("--perceptual needs medir.metrics.perceptual, which this installation lacks: "
-                             "update medir or drop --perceptual")
     return suites
 
 
