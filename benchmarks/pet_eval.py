@@ -11,6 +11,8 @@ Classical baselines are oracles: for every image, Gaussian's sigma (pixels), NLM
 the true noise std ``std(input - target)`` inside the head) are searched on a grid against the target (extended
 upwards while the largest wins) and the best PSNR and the best SSIM are kept, each on its own.
 A guided model (card ``aux_modalities``: ``pet-mr-*``) gets the test slice's MR as its second input.
+Lesions (PET only, absent from the MR): recovery = mean over the lesion of the output / of the target (1 = as the
+standard-count image; hot lesions are twice their surroundings, cold ones a quarter), over the slices that keep one.
 
     OMP_NUM_THREADS=1 python benchmarks/pet_eval.py --model medir/shipped/pet-lowcount-nafnet
     OMP_NUM_THREADS=1 python benchmarks/pet_eval.py --model medir/shipped/pet-mr-nafnet
@@ -83,6 +85,28 @@ def restore(model, card, lq: np.ndarray, mr: np.ndarray) -> np.ndarray:
     return restore_image(Image(lq, ImageMeta(modality="PT", units="counts")), model, card, tile=None).array
 
 
+def lesion_recovery(outputs: dict[str, np.ndarray], hq: np.ndarray, masks) -> dict[str, dict[str, float]]:
+    """Per method: ``{"hot": mean(out)/mean(hq) in the hot lesion, "cold": same in the cold one}`` (NaN if absent)."""
+    rec = {}
+    for m, out in outputs.items():
+        rec[m] = {k: float(out[mask].mean() / hq[mask].mean()) if mask.sum() >= 4 else float("nan")
+                  for k, mask in zip(("hot", "cold"), masks)}
+    return rec
+
+
+def lesion_table(rows: list[dict], methods: list[tuple[str, str]]) -> None:
+    print("\n| method | hot lesion recovery | cold lesion recovery |\n|---|---|---|")
+    for m, name in methods:
+        if m not in rows[0].get("lesions", {}):
+            continue
+        cells = []
+        for k in ("hot", "cold"):
+            v = np.array([r["lesions"][m][k] for r in rows])
+            v = v[np.isfinite(v)]
+            cells.append(f"{v.mean():.3f} ± {v.std():.3f} ({len(v)} slices)")
+        print(f"| {name} | {cells[0]} | {cells[1]} |")
+
+
 def summary(rows: list[dict], methods: list[tuple[str, str]]) -> None:
     print("\n| method | PSNR (dB) | SSIM | NMSE | RMSE (a.u.) | beats best oracle (PSNR, SSIM) |")
     print("|---|---|---|---|---|---|")
@@ -124,6 +148,8 @@ def update_card(path: str, rows: list[dict], per_slice_s: float, bm3d_s: float) 
         "data": f"{len(rows)} slices of the 2 test subjects (python -m medir.data.petmr data/pet), mfdiff-low input",
         "policy": "activity units (a.u.); PSNR/SSIM data range = per-image target max - min; NMSE = ||x-y||^2/||y||^2",
         **{m: means(rows, m) for m in ("input", "gaussian", "nlm", "bm3d", "model")},
+        "lesion_recovery": {m: {k: float(np.nanmean([r["lesions"][m][k] for r in rows])) for k in ("hot", "cold")}
+                            for m in ("input", "model")},
         "input_mid_brain": means([r for r in rows if mid_brain(r["slice"])], "input"),
         "seconds_per_slice": {"model": per_slice_s, "bm3d_grid": bm3d_s},
     }
@@ -131,7 +157,7 @@ def update_card(path: str, rows: list[dict], per_slice_s: float, bm3d_s: float) 
 
 
 def main() -> None:
-    from medir.data.petmr import load_split
+    from medir.data.petmr import lesion_masks, load_split
     from medir.engine.modelfile import load_model
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -145,6 +171,7 @@ def main() -> None:
     cache = json.loads(args.cache.read_text()) if args.cache and args.cache.exists() else {}
     model, card = load_model(args.model) if args.model else (None, None)
     n = len(data["names"]) if args.limit is None else min(args.limit, len(data["names"]))
+    masks = lesion_masks("test")
     rows, model_seconds = [], 0.0
     for i in range(n):
         label, lq, hq, mr = str(data["names"][i]), data["lq"][i, 0], data["hq"][i, 0], data["mr"][i, 0]
@@ -155,10 +182,13 @@ def main() -> None:
             if args.cache:
                 args.cache.write_text(json.dumps(cache, indent=1))
         row = {"slice": label, "sigma": sigma, "input": score(lq, hq), **cache[label]}
+        outputs = {"input": lq}
         if model is not None:
             start = time.perf_counter()
-            row["model"] = score(restore(model, card, lq, mr), hq)
+            outputs["model"] = restore(model, card, lq, mr)
             model_seconds += time.perf_counter() - start
+            row["model"] = score(outputs["model"], hq)
+        row["lesions"] = lesion_recovery(outputs, hq, masks[label])
         rows.append(row)
         print(f"{label}: noise {sigma:.3f} a.u. | PSNR input {row['input']['psnr']:.2f} Gauss {row['gaussian']['psnr']:.2f}"
               f" NLM {row['nlm']['psnr']:.2f} BM3D {row['bm3d']['psnr']:.2f}"
@@ -168,6 +198,7 @@ def main() -> None:
     print("PSNR/SSIM: data range = per-image target max - min; NMSE = ||x - y||^2 / ||y||^2; mean ± std over slices")
     print(f"MFdiff paper's low-dose input (Table 1): {PAPER_INPUT['psnr']} dB / NMSE {PAPER_INPUT['nmse']}")
     summary(rows, methods)
+    lesion_table(rows, methods)
     mid = [r for r in rows if mid_brain(r["slice"])]
     if mid:
         m = means(mid, "input")

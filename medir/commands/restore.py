@@ -37,7 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite existing outputs (of the same inputs)")
     g = p.add_argument_group("PET with MR (MFdiff models)")
     g.add_argument("--aux", metavar="MR", help="the co-registered MR series or volume of the one PET input, on the "
-                                               "same grid; needs --model with an MFdiff model")
+                                               "same grid; default model: the shipped PET+MR model, or --model "
+                                               "with a guided or an MFdiff model")
     g.add_argument("--uncertainty", action="store_true",
                    help="also write the per-pixel std over --samples draws beside the image (NAME_uncertainty)")
     g.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim", help="ddim (deterministic, default) or "
@@ -226,7 +227,8 @@ def restore_pair(item, outs: list[Path], overwrite: bool, models: PairModels, mr
                   name=item.label, guide_name=mr_item.label, tta=args.uncertainty)
         restored, spread = restore_guided(pet, mr, network, card, progress=item.label, **kw)
         mean, std = restored.array, (spread.array if spread is not None else None)
-        desc, how = f"medir restored ({card.task}, guided by {mr_item.label})", "per-pixel std over 8 flips/turns"
+        desc = f"medir restored ({card.task}, guided by {'/'.join(card.aux_modalities)})"
+        how = "per-pixel std over 8 flips/turns"
     write_image(Image(mean.reshape(pet.array.shape), pet.meta), outs[0], force=overwrite, description=desc, model=name)
     if args.uncertainty:
         write_image(Image(std.reshape(pet.array.shape), pet.meta), outs[1], force=overwrite,

@@ -52,14 +52,9 @@ def split_items(split: str) -> list[tuple[int, int, int]]:
 CHUNK = 8  # items simulated together (batched OSEM is about twice as fast per item)
 
 
-def simulate_chunk(items: list[tuple[int, int, int]], *, split: str, chunk_index: int) -> list[dict[str, np.ndarray]]:
-    """Items ``{"lq", "hq", "mr"}``, each ``(1, SIZE, SIZE)`` float32; a pure function of the arguments.
-
-    Each item has its own rotation and its own counts (uniform in mfdiff-low's range); the count factor
-    (log-uniform in the split's range) is shared by the chunk.
-    """
-    from medir.physics.pet import simulate_pet_lowcount
-
+def chunk_phantoms(items: list[tuple[int, int, int]], *, split: str, chunk_index: int):
+    """The phantom slices of a chunk (true activity, lesion masks, MR), its generator (ready for the noise draws)
+    and its count factor; cheap (no simulation), so evaluations can recover the lesion masks of stored items."""
     g = torch.Generator().manual_seed(SEEDS[split] * 1_000_003 + chunk_index)
     lo, hi = SPLITS[split][2]
     factor = math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * float(torch.rand(1, generator=g)))
@@ -69,6 +64,31 @@ def simulate_chunk(items: list[tuple[int, int, int]], *, split: str, chunk_index
         lesion_gen = torch.Generator().manual_seed(subject_seed * 1009 + z)  # the subject's lesions at this slice
         slices.append(brain_slice(z, size=SIZE, angle_deg=angle, hot_lesions=1, cold_lesions=1,
                                   subject=make_subject(subject_seed), generator=lesion_gen))
+    return slices, g, factor
+
+
+def lesion_masks(split: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Item name -> (hot, cold) lesion masks ``(SIZE, SIZE)`` bool of every item of ``split`` (PET-only lesions:
+    hot = twice the local uptake, cold = a quarter; a mask may be empty when the rotation or the slice loses it)."""
+    items, out = split_items(split), {}
+    for c in range(0, len(items), CHUNK):
+        chunk = items[c:c + CHUNK]
+        for it, s in zip(chunk, chunk_phantoms(chunk, split=split, chunk_index=c // CHUNK)[0]):
+            lesion = (s.lesion_mask[0] > 0.5).numpy()
+            hot = lesion & (s.activity[0].numpy() >= 1.5)  # hot: 8 (grey) or 2 (white); cold: 1 or 0.25
+            out[item_name(*it)] = (hot, lesion & ~hot)
+    return out
+
+
+def simulate_chunk(items: list[tuple[int, int, int]], *, split: str, chunk_index: int) -> list[dict[str, np.ndarray]]:
+    """Items ``{"lq", "hq", "mr"}``, each ``(1, SIZE, SIZE)`` float32; a pure function of the arguments.
+
+    Each item has its own rotation and its own counts (uniform in mfdiff-low's range); the count factor
+    (log-uniform in the split's range) is shared by the chunk.
+    """
+    from medir.physics.pet import simulate_pet_lowcount
+
+    slices, g, factor = chunk_phantoms(items, split=split, chunk_index=chunk_index)
     x = torch.stack([s.activity for s in slices])
     mu = torch.stack([s.mu_map for s in slices])
     pixel = slices[0].pixel_size_mm
