@@ -210,7 +210,7 @@ def main() -> None:
     if model is not None:
         per = model_seconds / n
         print(f"\nseconds per slice: model {per:.3f}; BM3D grid ({len(NOISE_GRID)}+ runs) {bm3d_s:.2f} "
-              f"({bm3d_s / per:.0f}x the model)")
+              f"({bm3d_s / per:.0f}x the model{'; BM3D timed by the run that filled --cache' if args.cache else ''})")
         if args.update_card:
             update_card(args.model, rows, per, float(bm3d_s))
             print(f"held-out metrics written to {args.model}/config.json")

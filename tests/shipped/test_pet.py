@@ -1,10 +1,14 @@
 """The shipped low-count PET models: pet-lowcount-nafnet (PET alone) and pet-mr-nafnet (PET guided by its MR).
 
-The held-out example is simulated here with the test split's recipe of ``python -m medir.data.petmr`` (a test subject
-never seen in training, MFdiff's low-count protocol; a fresh noise draw), so the check does not rely on a stored file.
+The held-out example ``pet_heldout_s20001_z076.npz`` is one stored test slice of ``python -m medir.data.petmr
+data/pet`` (test subject 20001, slice 76, never seen in training; MFdiff's low-count protocol), saved with
+``np.savez_compressed(PATH, **{k: np.load(f"data/pet/test/{k}/s20001_z076_r0.npy")[0] for k in ("lq", "hq", "mr")})``
+(simulating it here would take most of a minute on a busy CPU).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -15,16 +19,14 @@ from medir.engine.modelfile import load_card, load_model, shipped_by_modality, s
 from medir.metrics import psnr, ssim
 
 PET_ONLY, PET_MR = "pet-lowcount-nafnet", "pet-mr-nafnet"
+EXAMPLE = Path(__file__).with_name("pet_heldout_s20001_z076.npz")
 
 
 @pytest.fixture(scope="module")
 def held_out():
-    """One mid-brain slice of test subject 20001: ``(lq, hq, mr)``, each ``(128, 128)`` float32."""
-    from medir.data.petmr import simulate_chunk, split_items
-
-    item = [it for it in split_items("test") if it[0] == 20001][8]
-    s = simulate_chunk([item], split="test", chunk_index=999)[0]
-    return s["lq"][0], s["hq"][0], s["mr"][0]
+    """``(lq, hq, mr)``, each ``(128, 128)`` float32 (activity a.u. for PET, 0..1 for the T1 MR)."""
+    with np.load(EXAMPLE) as d:
+        return d["lq"], d["hq"], d["mr"]
 
 
 def _scores(x, ref):
