@@ -10,7 +10,8 @@ target max - min (MFdiff/AMIR convention), NMSE = ||x - y||^2 / ||y||^2, RMSE in
 Classical baselines are oracles: for every image, Gaussian's sigma (pixels), NLM's and BM3D's sigma (multiples of
 the true noise std ``std(input - target)`` inside the head) are searched on a grid against the target (extended
 upwards while the largest wins) and the best PSNR and the best SSIM are kept, each on its own.
-A guided model (card ``aux_modalities``: ``pet-mr-*``) gets the test slice's MR as its second input.
+A guided model (card ``aux_modalities``: ``pet-mr-*``) gets the test slice's MR as its second input; an MFdiff model
+(``python -m medir.methods.mfdiff.recipe``) gets it as its condition and is sampled with DDIM 50 (one sample).
 Lesions (PET only, absent from the MR): recovery = mean over the lesion of the output / of the target (1 = as the
 standard-count image; hot lesions are twice their surroundings, cold ones a quarter), over the slices that keep one.
 
@@ -80,6 +81,10 @@ def restore(model, card, lq: np.ndarray, mr: np.ndarray) -> np.ndarray:
     from medir.engine.inference import restore_image
     from medir.io import Image, ImageMeta
 
+    if card.arch == "mfdiff":  # a conditional diffusion model: its default sampler (DDIM 50, one sample, seed 0)
+        from medir.methods.mfdiff.modelfile import restore_volume
+
+        return restore_volume(model, lq[None, None], mr[None, None])[0][0, 0]
     if card.aux_modalities:
         return restore_guided_slices(lq[None, None], mr[None, None], model, card, tile=None)[0][0, 0]
     return restore_image(Image(lq, ImageMeta(modality="PT", units="counts")), model, card, tile=None).array
@@ -137,28 +142,38 @@ def means(rows: list[dict], m: str) -> dict[str, float]:
 
 
 def update_card(path: str, rows: list[dict], per_slice_s: float, bm3d_s: float) -> None:
-    """Write the held-out summary into ``path/config.json`` (atomically)."""
+    """Write the held-out summary into ``path/config.json`` (atomically): flat numbers (``medir models`` prints them)
+    and one line naming the command; the full table goes in the README."""
     from medir.engine.atomic import atomic_write_text
     from medir.engine.modelfile import CONFIG, load_card, resolve_model_path
 
     directory = resolve_model_path(path)
     card = load_card(directory)
-    card.metrics["held_out"] = {
-        "command": f"OMP_NUM_THREADS=1 python benchmarks/pet_eval.py --model {path}",
-        "data": f"{len(rows)} slices of the 2 test subjects (python -m medir.data.petmr data/pet), mfdiff-low input",
-        "policy": "activity units (a.u.); PSNR/SSIM data range = per-image target max - min; NMSE = ||x-y||^2/||y||^2",
-        **{m: means(rows, m) for m in ("input", "gaussian", "nlm", "bm3d", "model")},
-        "lesion_recovery": {m: {k: float(np.nanmean([r["lesions"][m][k] for r in rows])) for k in ("hot", "cold")}
-                            for m in ("input", "model")},
-        "input_mid_brain": means([r for r in rows if mid_brain(r["slice"])], "input"),
-        "seconds_per_slice": {"model": per_slice_s, "bm3d_grid": bm3d_s},
-    }
+    for key in [k for k in card.metrics if k.startswith("test_") or k == "held_out"]:
+        del card.metrics[key]
+    for m, tag in (("model", ""), ("input", "_input"), ("bm3d", "_bm3d")):
+        card.metrics.update({f"test_{k}{tag}": round(v, 4) for k, v in means(rows, m).items() if not k.endswith("_std")})
+    for k in ("hot", "cold"):
+        card.metrics[f"test_lesion_{k}"] = round(float(np.nanmean([r["lesions"]["model"][k] for r in rows])), 3)
+    card.metrics["test_seconds_per_slice"] = round(per_slice_s, 3)
+    card.metrics["held_out"] = (f"OMP_NUM_THREADS=1 python benchmarks/pet_eval.py --model {path}: {len(rows)} slices "
+                                "of the 2 test subjects (python -m medir.data.petmr data/pet), mfdiff-low input; "
+                                "activity a.u.; PSNR/SSIM data range = per-image target max - min; bm3d = BM3D with "
+                                "sigma tuned per image against the target; lesion = output/target mean in PET-only "
+                                "lesions")
     atomic_write_text(directory / CONFIG, card.to_json())
+
+
+def load(name: str):
+    """A medir model file: a plain or guided network, or an MFdiff model (``medir restore --aux`` takes all three)."""
+    from medir.engine.modelfile import load_card, load_model
+    from medir.methods.mfdiff.modelfile import ARCH, load_network
+
+    return load_network(name) if load_card(name).arch == ARCH else load_model(name)
 
 
 def main() -> None:
     from medir.data.petmr import lesion_masks, load_split
-    from medir.engine.modelfile import load_model
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="shipped model name or model folder (none: input and baselines only)")
@@ -169,7 +184,7 @@ def main() -> None:
     args = p.parse_args()
     data = load_split(args.data, "test")
     cache = json.loads(args.cache.read_text()) if args.cache and args.cache.exists() else {}
-    model, card = load_model(args.model) if args.model else (None, None)
+    model, card = load(args.model) if args.model else (None, None)
     n = len(data["names"]) if args.limit is None else min(args.limit, len(data["names"]))
     masks = lesion_masks("test")
     rows, model_seconds = [], 0.0
