@@ -180,15 +180,20 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=Path("data/pet"), help="folder written by python -m medir.data.petmr")
     p.add_argument("--cache", type=Path, help="JSON file for the classical oracles' scores")
     p.add_argument("--limit", type=int, help="only the first N test slices (quick look; the card uses all)")
+    p.add_argument("--stride", type=int, default=1, help="every STRIDE-th test slice (slow models; the card uses all)")
     p.add_argument("--update-card", action="store_true", help="write the summary into the model's config.json")
     args = p.parse_args()
     data = load_split(args.data, "test")
     cache = json.loads(args.cache.read_text()) if args.cache and args.cache.exists() else {}
     model, card = load(args.model) if args.model else (None, None)
     n = len(data["names"]) if args.limit is None else min(args.limit, len(data["names"]))
+    if args.update_card and (args.limit is not None or args.stride != 1):
+        raise SystemExit("--update-card needs the whole test set: drop --limit and --stride")
+    picked = list(range(0, n, max(1, args.stride)))
+    n = len(picked)
     masks = lesion_masks("test")
     rows, model_seconds = [], 0.0
-    for i in range(n):
+    for i in picked:
         label, lq, hq, mr = str(data["names"][i]), data["lq"][i, 0], data["hq"][i, 0], data["mr"][i, 0]
         head = hq > 0.05 * hq.max()
         sigma = float((lq - hq)[head].std())
