@@ -16,7 +16,14 @@ from medir.commands._common import (
 from medir.errors import InputError, MedirError
 
 # Shipped model used when --model is not given, by modality (others: any shipped model declaring it).
-DEFAULT_MODELS = {"CT": "ct-ldct-nafnet"}
+DEFAULT_MODELS = {
+    "CT": "ct-ldct-nafnet",
+    "PT": "pet-lowcount-nafnet",
+    "PT+MR": "pet-mr-nafnet",       # PET with --aux MR
+    "NM": "nm-bonescan-nafnet",
+    "MR": "mr-sr4-edsr",            # 4x super-resolution: the output grid is 4x finer
+    "SM": "sm-sr4-edsr",            # 4x super-resolution of 8-bit RGB
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,13 +45,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--uncertainty", action="store_true",
                    help="also write an uncertainty map beside the image (NAME_uncertainty, a derived series in DICOM, "
                         "in the image's units): the per-pixel std over the 8 flips/90-degree rotations of the input "
-                        "(the image is then their mean, 8x the time), or over --samples draws with --aux")
+                        "(the image is then their mean, 8x the time), or over --samples draws with an MFdiff model")
     p.add_argument("--ensemble", action="store_true",
                    help="restore as the mean over the 8 flips/90-degree rotations of the input (self-ensemble, "
                         "8x the time), without writing the map")
-    g = p.add_argument_group("PET with MR (MFdiff models)")
+    g = p.add_argument_group("PET with MR (guided and MFdiff models)")
     g.add_argument("--aux", metavar="MR", help="the co-registered MR series or volume of the one PET input, on the "
-                                               "same grid; needs --model with an MFdiff model")
+                                               "same grid; default model: the shipped PET+MR model, or --model "
+                                               "with a guided or an MFdiff model")
     g.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim", help="ddim (deterministic, default) or "
                                                                                "ddpm (ancestral, the paper's)")
     g.add_argument("--steps", type=int, default=None, help="sampler steps (default: 50 for ddim, 1000 for ddpm)")
@@ -130,15 +138,18 @@ def uncertainty_path(out: Path) -> Path:
 
 
 def check_pair_args(args: argparse.Namespace) -> None:
-    """One-line errors for the --aux options (and --uncertainty / --ensemble), before any work."""
+    """One-line errors for the --aux options (and --uncertainty / --ensemble), before any work; records which
+    diffusion options were given."""
     if not args.aux:
         if args.steps is not None or args.samples is not None or args.sampler != "ddim":
             raise InputError("--sampler, --steps and --samples apply to diffusion models with --aux MR")
         return
     if args.ensemble:
-        raise InputError("--ensemble applies to models without --aux: MFdiff averages --samples draws instead")
-    if not args.model:
-        raise InputError("--aux needs --model: an MFdiff model file (train one, see docs/methods/mfdiff.md)")
+        raise InputError("--ensemble applies to models without --aux (MFdiff averages --samples draws; guided "
+                         "models: use --uncertainty)")
+    args.diffusion_options = [flag for flag, given in (("--sampler", args.sampler != "ddim"),
+                                                        ("--steps", args.steps is not None),
+                                                        ("--samples", args.samples is not None)) if given]
     if args.samples is None:
         args.samples = 4 if args.uncertainty else 1
     if args.steps is None:
@@ -150,34 +161,115 @@ def check_pair_args(args: argparse.Namespace) -> None:
         raise InputError(f"--steps {args.steps}: choose 1 to 1000 (the diffusion's T)")
 
 
-def restore_pair(item, outs: list[Path], overwrite: bool, network, card, mr_item, args) -> None:
-    """PET ``item`` restored slice by slice with the MR ``mr_item`` (same grid); image (+ uncertainty) written."""
+class PairModels:
+    """The model of an ``--aux`` run: ``--model``, else the shipped default for the image's modality guided by the
+    aux's (``DEFAULT_MODELS["PT+MR"]``, else any shipped model declaring both). Loaded once.
+
+    Two kinds: MFdiff (a conditional diffusion model, sampled) and guided networks (a card with
+    ``aux_modalities``: one forward pass on ``concat[image, guide]``)."""
+
+    def __init__(self, requested: str | None, device: str):
+        self.requested, self.device, self.loaded = requested, device, {}
+
+    def name_for(self, modality: str, aux_modality: str, what: str) -> str:
+        if self.requested:
+            return self.requested
+        from medir.engine.modelfile import shipped_guided
+
+        available = shipped_guided()
+        keys = [f"{modality}+{aux_modality}"] if aux_modality != "OT" else \
+            sorted(k for k in available if k.startswith(f"{modality}+"))
+        for key in keys:
+            name = DEFAULT_MODELS.get(key) or (available.get(key) or [None])[0]
+            if name is not None:
+                return name
+        exist = ", ".join(sorted(available)) or "none"
+        raise InputError(f"{what} is {modality}: no shipped model restores {modality} guided by "
+                         f"{'this aux' if aux_modality == 'OT' else aux_modality} (shipped guided models: {exist}): "
+                         "pass --model (an MFdiff model or a guided model), or --modality if it is wrong")
+
+    def get(self, name: str):
+        """``(network, card, is_diffusion)``; a model that takes no guide is refused in one line."""
+        if name not in self.loaded:
+            from medir.engine.modelfile import load_card, load_model
+            from medir.methods.mfdiff.modelfile import ARCH as MFDIFF, load_network
+
+            card = load_card(name)
+            if card.arch == MFDIFF:
+                network, card = load_network(name, device=self.device)
+            elif card.aux_modalities:
+                network, card = load_model(name, device=self.device)
+            else:
+                raise InputError(f"model {name} ({card.arch}) takes no guide image: --aux needs an MFdiff model or "
+                                 "a guided model (one whose card lists aux_modalities), or drop --aux")
+            self.loaded[name] = (network, card, card.arch == MFDIFF)
+        return self.loaded[name]
+
+
+def check_guide_modality(card, modality: str, *, model: str, what: str) -> None:
+    """Refuse a guide whose declared modality is not the one the model was trained with (unknown "OT" passes)."""
+    expected = card.aux_modalities or ["MR"]  # MFdiff cards written before aux_modalities existed take MR
+    if modality not in ("OT", *expected):
+        raise InputError(f"the aux {what} is {modality} but model {model} is guided by {'/'.join(expected)}: pass "
+                         f"the co-registered {expected[0]}, or --allow-modality-mismatch")
+
+
+def check_diffusion_options(args: argparse.Namespace, name: str, card, diffusion: bool) -> None:
+    """--sampler/--steps/--samples given for a model that is not sampled: a one-line error."""
+    if not diffusion and args.diffusion_options:
+        raise InputError(f"{', '.join(args.diffusion_options)} apply to diffusion (MFdiff) models, but {name} is a "
+                         f"{card.arch} network restored in one pass: drop them")
+
+
+def restore_pair(item, outs: list[Path], overwrite: bool, models: PairModels, mr_item, args) -> None:
+    """PET ``item`` restored with the MR ``mr_item`` (same grid): sampled by MFdiff (mean, and the std of the
+    draws with --uncertainty) or one pass of a guided network (with --uncertainty: the std over the 8 flips and
+    quarter turns of the input, test-time augmentation); image (+ uncertainty) written."""
     from medir.engine.modelfile import check_modality
     from medir.io import write_image
     from medir.io.image import Image
-    from medir.methods.mfdiff.modelfile import check_same_grid, restore_volume
+    from medir.methods.mfdiff.modelfile import check_same_grid
 
     pet = read_input(item, modality=args.modality)
     mr = read_input(mr_item)
+    name = models.name_for(pet.meta.modality, mr.meta.modality, item.label)
+    network, card, diffusion = models.get(name)
+    check_diffusion_options(args, name, card, diffusion)
     if not args.allow_modality_mismatch:
-        check_modality(card, pet.meta.modality, model=args.model, what=item.label)
+        check_modality(card, pet.meta.modality, model=name, what=item.label)
+        check_guide_modality(card, mr.meta.modality, model=name, what=mr_item.label)
     check_same_grid(pet, mr, pet_name=item.label, mr_name=mr_item.label)
     if pet.meta.channels != 1:
-        raise InputError(f"{item.label} has {pet.meta.channels} channels: MFdiff restores single-channel PET")
-    mean, std = restore_volume(network, pet.slices(), mr.slices(), sampler=args.sampler, steps=args.steps,
-                               samples=args.samples, device=args.device, progress=True)
-    desc = f"medir restored ({card.task}, {args.sampler} {args.steps} steps x {args.samples})"
-    write_image(Image(mean.reshape(pet.array.shape), pet.meta), outs[0], force=overwrite, description=desc,
-                model=args.model)
+        raise InputError(f"{item.label} has {pet.meta.channels} channels: the PET/MR models restore single-channel PET")
+    if diffusion:
+        mean, std = _sample_pair(network, pet, mr, args)
+        desc = f"medir restored ({card.task}, {args.sampler} {args.steps} steps x {args.samples})"
+        how = f"per-pixel std of {args.samples} samples"
+    else:
+        from medir.engine.guided import restore_guided
+
+        kw = dict(tile=args.tile or None, overlap=args.overlap, batch=args.batch, device=args.device,
+                  name=item.label, guide_name=mr_item.label, tta=args.uncertainty)
+        restored, spread = restore_guided(pet, mr, network, card, progress=item.label, **kw)
+        mean, std = restored.array, (spread.array if spread is not None else None)
+        desc = f"medir restored ({card.task}, guided by {'/'.join(card.aux_modalities)})"
+        how = "per-pixel std over 8 flips/turns"
+    write_image(Image(mean.reshape(pet.array.shape), pet.meta), outs[0], force=overwrite, description=desc, model=name)
     if args.uncertainty:
         write_image(Image(std.reshape(pet.array.shape), pet.meta), outs[1], force=overwrite,
-                    description=f"medir uncertainty: per-pixel std of {args.samples} samples", model=args.model)
+                    description=f"medir uncertainty: {how}", model=name)
+
+
+def _sample_pair(network, pet, mr, args):
+    from medir.methods.mfdiff.modelfile import restore_volume
+
+    return restore_volume(network, pet.slices(), mr.slices(), sampler=args.sampler, steps=args.steps,
+                          samples=args.samples, device=args.device, progress=True)
 
 
 def run_pair(args: argparse.Namespace, found) -> int:
-    """``--aux``: one PET input and its MR, restored by an MFdiff model."""
+    """``--aux``: one PET input and its MR, restored by an MFdiff model or a guided network."""
     from medir.io import discover
-    from medir.methods.mfdiff.modelfile import load_network
 
     if len(found.items) != 1:
         raise InputError(f"--aux pairs one PET input with one MR, but {len(found.items)} inputs were found: "
@@ -186,11 +278,14 @@ def run_pair(args: argparse.Namespace, found) -> int:
     if len(aux.items) != 1 or aux.items[0].kind == "invalid":
         why = aux.items[0].reason if len(aux.items) == 1 else f"{len(aux.items)} series or files found"
         raise InputError(f"--aux {args.aux}: need exactly one MR series or volume ({why})")
-    network, card = load_network(args.model, device=args.device)
+    models = PairModels(args.model, args.device)
+    if args.model:
+        _, card, diffusion = models.get(args.model)  # a bad --model fails once, before any input is read
+        check_diffusion_options(args, args.model, card, diffusion)
     items = found.items
-    settings = {"model": args.model, "aux": str(args.aux), "sampler": args.sampler, "steps": args.steps,
+    settings = {"model": args.model or "default", "aux": str(args.aux), "sampler": args.sampler, "steps": args.steps,
                 "samples": args.samples, "uncertainty": args.uncertainty, "modality": args.modality,
-                "allow_mismatch": args.allow_modality_mismatch}
+                "allow_mismatch": args.allow_modality_mismatch, "tile": args.tile, "overlap": args.overlap}
 
     def plan(item) -> list[Path]:
         out = output_path(item, args.output, items)
@@ -198,7 +293,7 @@ def run_pair(args: argparse.Namespace, found) -> int:
 
     report = run_batch(
         found, "restore", force=args.force, plan=plan,
-        work=lambda item, outs, overwrite: restore_pair(item, outs, overwrite, network, card, aux.items[0], args),
+        work=lambda item, outs, overwrite: restore_pair(item, outs, overwrite, models, aux.items[0], args),
         ledger=Ledger(output_root(args.output, items), "restore", settings),
     )
     return report.exit_code("restore")

@@ -393,6 +393,10 @@ def build_train_set(cfg, *, seed: int, simulate: Simulate | None = None) -> torc
         from medir.data.labelled import build_labelled_train_set
 
         return build_labelled_train_set(cfg, seed=seed)
+    if cfg.kind == "guided":
+        from medir.data.guided import GuidedPatchDataset
+
+        return GuidedPatchDataset(cfg, seed=seed)
     source = build_source(cfg, "data.train", simulate=simulate)
     return PatchDataset(source, get_preset(cfg.preset), patch_size=cfg.patch_size, augment=cfg.augment,
                         seed=seed, simulate_on=cfg.simulate_on)
@@ -407,6 +411,10 @@ def build_val_set(cfg, *, simulate: Simulate | None = None) -> torch.utils.data.
         from medir.data.labelled import build_labelled_val_set
 
         return build_labelled_val_set(cfg)
+    if cfg.kind == "guided":
+        from medir.data.guided import GuidedValDataset
+
+        return GuidedValDataset(cfg)
     source = build_source(cfg, "data.val", simulate=simulate)
     return ValDataset(source, get_preset(cfg.preset), patch_size=cfg.patch_size, max_items=cfg.max_items,
                       seed=cfg.seed)

@@ -61,9 +61,11 @@ class DatasetConfig:
     segmentation methods; ``preset`` maps the images to the network, labels move with them (nearest only).
     ``allinone``: MRI 4x SR, low-dose CT and low-count PET simulated from phantoms, balanced per batch, with task
     labels (:mod:`medir.data.allinone`; ``params``: per_task, size, split).
+    ``guided``: ``root/lq``, ``root/hq`` and a guide folder ``root/<params.aux>`` (default ``mr``) with matching
+    names; the network takes ``concat[lq, guide]`` (:mod:`medir.data.guided`, e.g. low-count PET with its MR).
     """
 
-    kind: Literal["paired", "simulated", "labelled", "allinone"] = "paired"
+    kind: Literal["paired", "simulated", "labelled", "allinone", "guided"] = "paired"
     root: str | None = None
     manifest: str | None = None
     task: str | None = None

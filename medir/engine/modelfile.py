@@ -46,11 +46,21 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     modalities: list[str] = field(default_factory=list)
+    # Guided models (e.g. PET with its MR): the network input is concat[image, guides]; one modality per guide,
+    # in channel order, and the guides' own intensity preset. Empty for models that take the image alone.
+    aux_modalities: list[str] = field(default_factory=list)
+    aux_intensity: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Cards written before ``modalities`` existed declare the one ``modality`` (or their preset's)."""
         declared = self.modalities or [self.modality or self.intensity.get("modality", "OT")]
         self.modalities = [normalize_modality(m) for m in declared]
+        self.aux_modalities = [normalize_modality(m) for m in self.aux_modalities]
+
+    @property
+    def aux_preset(self) -> IntensityPreset | None:
+        """How the guide images map to the network (None for models without guides)."""
+        return IntensityPreset.from_dict(self.aux_intensity) if self.aux_intensity else None
 
     @property
     def preset(self) -> IntensityPreset:
@@ -82,6 +92,9 @@ class ModelCard:
         lines = [f"# medir model: {self.task}", "", self.description or "", ""]
         lines += [f"- architecture: `{self.arch}` {json.dumps(self.arch_args)}"]
         lines += [f"- modalities: {', '.join(self.modalities)}; intensity preset: {json.dumps(self.intensity)}"]
+        if self.aux_modalities:
+            lines += [f"- guided by: {', '.join(self.aux_modalities)} (`medir restore IN --aux GUIDE`); guide preset: "
+                      f"{json.dumps(self.aux_intensity)}"]
         lines += [f"- scale: {self.scale}; channels in/out: {self.in_channels}/{self.out_channels}"]
         lines += [f"- method: {self.method or 'supervised'}"]
         if self.training:
@@ -112,11 +125,23 @@ def shipped_models() -> dict[str, Path]:
 
 
 def shipped_by_modality() -> dict[str, list[str]]:
-    """Modality -> names of the shipped models trained for it."""
+    """Modality -> names of the shipped models trained for it that take the image alone (no guide)."""
     out: dict[str, list[str]] = {}
     for name, path in shipped_models().items():
-        for modality in load_card(path).modalities:
+        card = load_card(path)
+        for modality in card.modalities if not card.aux_modalities else ():
             out.setdefault(modality, []).append(name)
+    return out
+
+
+def shipped_guided() -> dict[str, list[str]]:
+    """``"MODALITY+GUIDE"`` (e.g. ``"PT+MR"``) -> names of the shipped guided models (cards with ``aux_modalities``)."""
+    out: dict[str, list[str]] = {}
+    for name, path in shipped_models().items():
+        card = load_card(path)
+        for modality in card.modalities:
+            for guide in card.aux_modalities:
+                out.setdefault(f"{modality}+{guide}", []).append(name)
     return out
 
 

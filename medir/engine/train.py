@@ -284,9 +284,11 @@ def save_network(config: Config, s: Setup, path: Path, metrics: dict) -> None:
     card = ModelCard(
         arch=arch, arch_args=dict(getattr(net, "arch_args", config.model.args)),
         task=config.task or d.train.task or "restoration", modality=preset.modality, intensity=preset.to_dict(),
-        scale=s.train_set.scale, in_channels=s.train_set.channels, out_channels=s.train_set.channels,
-        method=config.method.name, training=training_recipe(config),
+        scale=s.train_set.scale, in_channels=getattr(s.train_set, "in_channels", s.train_set.channels),
+        out_channels=s.train_set.channels, method=config.method.name, training=training_recipe(config),
         metrics={**metrics, "policy": policy} if metrics else {}, description=config.description,
+        aux_modalities=list(getattr(s.train_set, "aux_modalities", [])),
+        aux_intensity=s.train_set.aux_preset.to_dict() if hasattr(s.train_set, "aux_preset") else {},
     )
     save_model(path, net, card, force=True)
 

@@ -36,3 +36,17 @@ def test_restore_example_with_default_model_improves_it(tmp_path, capsys):
 def test_models_lists_the_shipped_model(capsys):
     assert main(["models"]) == 0
     assert "ct-ldct-nafnet" in capsys.readouterr().out
+
+
+def test_every_default_model_ships_and_declares_its_modality():
+    """``medir restore`` picks DEFAULT_MODELS by the input's modality: each must exist and cover that modality."""
+    from medir.commands.restore import DEFAULT_MODELS
+
+    shipped = shipped_models()
+    for key, name in DEFAULT_MODELS.items():
+        assert name in shipped, f"default for {key} is {name}, which is not shipped"
+        card = load_card(name)
+        modality, _, aux = key.partition("+")
+        assert modality in card.modalities, (key, card.modalities)
+        assert (aux in card.aux_modalities) if aux else not card.aux_modalities, (key, card.aux_modalities)
+    assert set(DEFAULT_MODELS) >= {"CT", "PT", "PT+MR", "NM", "MR", "SM"}

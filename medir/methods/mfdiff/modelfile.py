@@ -27,7 +27,7 @@ def save_network(path: str | Path, network: MFdiff, *, metrics: dict | None = No
 
     card = ModelCard(arch=ARCH, arch_args=dict(network.arch_args), task="pet-mr-restoration", modality="PT",
                      intensity=get_preset("pet-counts").to_dict(), method="mfdiff", metrics=metrics or {},
-                     training=training or {}, modalities=["PT"],
+                     training=training or {}, modalities=["PT"], aux_modalities=["MR"],
                      description="MFdiff: low-count PET + T1 MR -> standard-count PET (per-slice normalisation)")
     return save_model(path, network, card, force=force)
 
