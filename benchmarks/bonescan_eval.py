@@ -150,6 +150,19 @@ def report(rows: list[dict], model_name: str, arch: str, model_seconds: float) -
           + "; ".join(f"{m} grid search {s:.1f}" for m, s in secs.items()))
 
 
+def summary(rows: list[dict]) -> dict:
+    """``{set: {method: {metric: [mean, sample std]}}}`` of the rows, for a model card."""
+    out = {}
+    for subset in sorted({r["set"] for r in rows}):
+        sub = [r for r in rows if r["set"] == subset]
+        methods = ["input", *BASELINES] + (["model"] if "model" in sub[0] else [])
+        out[subset] = {m: {k: [round(float(np.mean(v)), 5), round(float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, 5)]
+                           for k in ("psnr", "ssim", "nmse") for v in [[r[m][k] for r in sub]]}
+                       for m in methods}
+        out[subset]["images"] = len(sub)
+    return out
+
+
 def restore(model, card, lq: np.ndarray, pixel: float) -> np.ndarray:
     """Rapid counts (H, W) -> restored standard-scan counts (H, W), as ``medir restore`` does (whole image)."""
     meta = ImageMeta(modality="NM", units="counts", spacing=(pixel, pixel))
@@ -163,6 +176,7 @@ def main() -> None:
     p.add_argument("--draws", type=int, default=2, help="binomial thinning draws of the real scan")
     p.add_argument("--cache", type=Path, help="JSON file for the classical oracles' scores")
     p.add_argument("--baselines-only", action="store_true", help="only compute (and cache) the classical oracles")
+    p.add_argument("--json", type=Path, help="also write the table's means and stds to this JSON file")
     args = p.parse_args()
     cache = json.loads(args.cache.read_text()) if args.cache and args.cache.exists() else {}
     model, card = (None, None) if args.baselines_only else load_model(args.model)
@@ -183,6 +197,8 @@ def main() -> None:
               f"nlm {row['nlm']['psnr']:.2f} bm3d {row['bm3d']['psnr']:.2f} (x{row['k_bm3d']['psnr']})"
               + (f" model {row['model']['psnr']:.2f}" if model is not None else ""), flush=True)
     report(rows, args.model, card.arch if card else "-", model_seconds)
+    if args.json:
+        args.json.write_text(json.dumps(summary(rows), indent=1))
 
 
 if __name__ == "__main__":
