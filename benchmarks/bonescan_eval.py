@@ -2,7 +2,8 @@
 
 Held-out data, never used in training or model selection (training used phantom seeds 0..99, validation 1000000..):
 - ``phantom``: the test split of ``medir.data.bonescan`` (seeds 2000000 + k, both views), regenerated here from
-  the seeds (the same images as ``python -m medir.data.bonescan data/bonescan --test 8`` writes). Input: the rapid
+  the seeds (the same images as ``python -m medir.data.bonescan data/bonescan --test 8`` writes;
+  ``--patients`` of them, 4 by default). Input: the rapid
   scan ``~ Poisson(x / 2)``; reference: the noise-free standard-scan expected counts ``x``.
 - ``real``: pydicom-data's ``JPEG-LL.dcm``, a real lossless 1024 x 256 whole-body planar bone scan (3.6 million
   counts). No noise-free reference exists, so its counts ``n`` are split by binomial thinning into ``A ~ Bin(n, 1/2)``
