@@ -22,11 +22,10 @@ NAME = "nm-bonescan-nafnet"
 
 @pytest.fixture(scope="module")
 def held_out():
-    """Anterior view of test patient 3 (never trained on), a 256 x 256 crop over chest, spine and pelvis:
+    """Anterior view of test patient 3 (never trained on), the whole 1024 x 256 view as ``medir restore`` sees it:
     (rapid counts, noise-free standard counts, pixel mm)."""
     rapid, _, scan = bone_scan_pair(SPLIT_SEED_BASE["test"] + 3, speedup=2.0)
-    rows = slice(200, 456)
-    return rapid[0, rows].numpy(), scan.expected[0, rows].numpy(), scan.pixel_size_mm
+    return rapid[0].numpy(), scan.expected[0].numpy(), scan.pixel_size_mm
 
 
 def test_card_declares_nm_rapid_scans_in_counts():
@@ -50,8 +49,9 @@ def test_restores_held_out_phantom_better_than_input_and_tuned_gaussian(held_out
     gauss = [score(2.0 * Gaussian(sigma_px=s)(torch.from_numpy(lq)[None, None].double())[0, 0].numpy())
              for s in (0.75, 1.0, 1.5, 2.0, 3.0)]
     p_model, s_model = score(out)
-    assert p_model > p_in + 3.0 and s_model > s_in + 0.05
-    assert p_model > max(p for p, _ in gauss) and s_model > max(s for _, s in gauss)
+    # benchmarks/bonescan_eval.py on this view: input 36.86 dB, Gaussian (tuned) 49.71, model 50.77, BM3D 52.13
+    assert p_model > p_in + 10.0 and s_model > s_in + 0.05
+    assert p_model > max(p for p, _ in gauss) + 0.5 and s_model > max(s for _, s in gauss)
 
 
 def test_cli_restores_real_nm_dicom_clipping_its_negatives(tmp_path, capsys):
