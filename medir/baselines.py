@@ -11,6 +11,8 @@ Baselines have no weights; they are ``nn.Module`` so benchmarks treat them like 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -114,6 +116,34 @@ class BM3D(_Baseline):
         return _per_channel(lq, self._one)
 
 
+def anscombe(x: torch.Tensor) -> torch.Tensor:
+    """Anscombe transform ``2 sqrt(x + 3/8)`` of counts: Poisson noise becomes about unit-variance Gaussian."""
+    return 2.0 * torch.sqrt(x.clamp_min(0) + 0.375)
+
+
+def inverse_anscombe(y: torch.Tensor) -> torch.Tensor:
+    """Closed-form approximation of the exact unbiased inverse Anscombe transform (Makitalo & Foi 2011, eq. 4):
+    ``y^2/4 + sqrt(3/2)/(4 y) - 11/(8 y^2) + 5 sqrt(3/2)/(8 y^3) - 1/8``, clipped at 0 (counts)."""
+    y = y.clamp_min(1e-3)
+    r = math.sqrt(1.5)
+    return (0.25 * y**2 + 0.25 * r / y - 1.375 / y**2 + 0.625 * r / y**3 - 0.125).clamp_min(0)
+
+
+class Anscombe(_Baseline):
+    """A Gaussian-noise denoiser made fit for Poisson counts: ``inverse_anscombe(inner(anscombe(lq)))``.
+
+    After the transform the noise std is about 1 at every count level, so ``inner``'s ``sigma`` is in those units
+    (e.g. ``Anscombe(BM3D(sigma=1.0))``). Input and output ``(B, C, H, W)`` in counts.
+    """
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, lq: torch.Tensor, **cond) -> torch.Tensor:
+        return inverse_anscombe(self.inner(anscombe(lq)))
+
+
 class Bicubic(_Baseline):
     """Bicubic upsampling by ``scale`` (``(B, C, H, W) -> (B, C, sH, sW)``); ``scale=1`` is the identity."""
 
@@ -211,6 +241,7 @@ BASELINES: dict[str, type[nn.Module]] = {
     "nlm": NonLocalMeans,
     "tv": TotalVariation,
     "bm3d": BM3D,
+    "anscombe": Anscombe,
     "bicubic": Bicubic,
     "interpolate": Interpolate,
     "fbp": EmissionFBP,

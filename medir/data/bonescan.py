@@ -17,8 +17,9 @@ Counts: ``standard ~ Poisson(x)`` and ``rapid ~ Poisson(x / speedup)`` are indep
 acquisitions). Labels (oracle priors): 0 background, 1 soft tissue, 2 bone, 3 kidney, 4 bladder, 5 lesion.
 
 ``python -m medir.data.bonescan OUT --train 40 --val 8 --test 8`` writes paired NIfTI files
-``OUT/{train,val,test}/{lq,hq,labels}/bsNNNNN_{ant,post}.nii.gz`` (counts, pixel spacing in mm) that
-``medir train`` reads as ``kind: paired`` data with ``preset: nm``; the splits use disjoint seeds.
+``OUT/{train,val,test}/{lq,hq,truth,labels}/bsNNNNN_{ant,post}.nii.gz`` (counts, pixel spacing in mm) that
+``medir train`` reads as ``kind: paired`` data with ``preset: nm`` (``truth``: the noise-free expected standard
+counts, for ``kind: simulated`` training with fresh Poisson draws); the splits use disjoint seeds.
 """
 
 from __future__ import annotations
@@ -216,10 +217,11 @@ def bone_scan_pair(seed: int, *, speedup: float = 2.0, **phantom_args) -> tuple[
 
 
 def write_split(out: Path, split: str, count: int, *, speedup: float, force: bool) -> int:
-    """``count`` patients of ``split`` as NIfTI counts under ``out/split/{lq,hq,labels}``; returns files per folder."""
+    """``count`` patients of ``split`` as NIfTI counts under ``out/split/{lq,hq,truth,labels}`` (``truth``: the
+    noise-free expected standard-scan counts); returns files per folder."""
     from medir.io import Image, ImageMeta, write_image
 
-    for d in ("lq", "hq", "labels"):
+    for d in ("lq", "hq", "truth", "labels"):
         (out / split / d).mkdir(parents=True, exist_ok=True)
     for k in range(count):
         seed = SPLIT_SEED_BASE[split] + k
@@ -227,7 +229,8 @@ def write_split(out: Path, split: str, count: int, *, speedup: float, force: boo
         meta = ImageMeta(modality="NM", units="counts", spacing=(scan.pixel_size_mm, scan.pixel_size_mm))
         for v, view in enumerate(("ant", "post")):
             name = f"bs{seed:07d}_{view}.nii.gz"
-            for d, img in (("lq", rapid[v]), ("hq", standard[v]), ("labels", scan.labels[v].float())):
+            for d, img in (("lq", rapid[v]), ("hq", standard[v]), ("truth", scan.expected[v]),
+                           ("labels", scan.labels[v].float())):
                 write_image(Image(img.numpy().astype(np.float32), meta), out / split / d / name, force=force)
     return 2 * count
 

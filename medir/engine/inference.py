@@ -207,6 +207,16 @@ def tile_context(model: torch.nn.Module) -> int:
     return int(getattr(model, "tile_context", DEFAULT_CONTEXT))
 
 
+def counts_input(stack: np.ndarray, card) -> np.ndarray:
+    """Scintigraphy (NM) counts ``(N, C, H, W)`` with small negatives (rescaling, lossy compression of real files)
+    clipped to 0 and reported on the log; large ones are refused (see ``clip_negative_counts``). Others unchanged."""
+    if card.modality != "NM" or float(np.min(stack)) >= 0:
+        return stack
+    from medir.physics.scintigraphy import clip_negative_counts
+
+    return clip_negative_counts(torch.from_numpy(np.asarray(stack, dtype=np.float32))).numpy()
+
+
 def restore_image(
     image: Image,
     model: torch.nn.Module,
@@ -228,7 +238,8 @@ def restore_image(
     back on its own (the presets are affine per image), so no normalised copy of a large
     image is made; the output is accumulated in physical units. ``context`` defaults to
     the model's :func:`tile_context`; ``pool_window`` is passed to :func:`use_local_pooling`.
-    ``ensemble``: the mean over the 8 dihedral transforms (:mod:`medir.engine.tta`, 8x the time).
+    ``ensemble``: the mean over the 8 dihedral transforms (:mod:`medir.engine.tta`, 8x the time). NM (counts):
+    small negative inputs are clipped and reported (:func:`counts_input`) and the output is clamped at 0.
     """
     y = _restore(image, model, card, tta="mean" if ensemble else None, tile=tile, overlap=overlap, context=context,
                  pool_window=pool_window, batch=batch, device=device, progress=progress, name=name)
@@ -265,7 +276,7 @@ def _restore(image: Image, model: torch.nn.Module, card, *, tta: str | None, til
     image.validate(name)
     check_compatible(image, card, name)
     preset = card.preset
-    stack = image.slices()
+    stack = counts_input(image.slices(), card)
     scale_pair = preset.scale_for(stack)
     model = model.to(device).eval()
     use_local_pooling(model, card, pool_window)
@@ -285,6 +296,8 @@ def _restore(image: Image, model: torch.nn.Module, card, *, tta: str | None, til
 
 
 def _as_image(image: Image, y: torch.Tensor, card) -> Image:
+    if card.modality == "NM":
+        y = y.clamp_min(0)  # counts (a std is >= 0 anyway)
     out = image.with_slices(y.numpy(), scale=card.scale)
     if out.meta.modality == "OT":
         out.meta.modality = card.modality
