@@ -121,6 +121,22 @@ def model_file_restorer(path: Path, suite: Suite) -> Restore:
     return restore
 
 
+def guided_restorer(path: Path) -> Restore:
+    """A shipped model guided by the case's MR (``aux_modalities``), run as ``medir restore PET --aux MR`` runs it."""
+    from medir.engine.guided import restore_guided_slices
+    from medir.engine.modelfile import load_model
+
+    model, card = load_model(path)
+
+    def restore(case: Case) -> np.ndarray:
+        x = np.ascontiguousarray(case.lq, dtype=np.float32)[None, None]
+        g = np.ascontiguousarray(case.aux, dtype=np.float32)[None, None]
+        y, _ = restore_guided_slices(x, g, model, card, tile=None)
+        return y[0, 0]
+
+    return restore
+
+
 def diffcode_restorer(path: Path) -> Restore:
     """DiffCode takes any of its modalities in physical units and infers the task itself."""
     from medir.engine.modelfile import load_model
@@ -149,8 +165,9 @@ def mfdiff_restorer(network, *, steps: int, seed: int = 0) -> Restore:
     return restore
 
 
-def shipped_contenders(suite: Suite, *, mfdiff_steps: int) -> list[Contender]:
-    """Every shipped model whose card names the suite's task and modality (looked up now, not by name)."""
+def shipped_contenders(suite: Suite, *, mfdiff_steps: int, has_aux: bool) -> list[Contender]:
+    """Every shipped model whose card names the suite's task and modality (looked up now, not by name); models
+    guided by an MR (``aux_modalities``) only where the cases carry one (``has_aux``)."""
     from medir.engine.modelfile import load_card, shipped_models
 
     out = []
@@ -158,6 +175,8 @@ def shipped_contenders(suite: Suite, *, mfdiff_steps: int) -> list[Contender]:
         card = load_card(path)
         if card.task != suite.task or suite.modality not in card.modalities or card.scale != 1:
             continue
+        if card.aux_modalities and not has_aux:
+            continue  # a guided model needs the guide image, which this suite does not simulate
         start = time.perf_counter()
         if card.arch == "mfdiff":
             from medir.methods.mfdiff.modelfile import load_network
@@ -166,6 +185,8 @@ def shipped_contenders(suite: Suite, *, mfdiff_steps: int) -> list[Contender]:
             restore = mfdiff_restorer(network, steps=mfdiff_steps)
         elif card.arch == "diffcode":
             restore = diffcode_restorer(path)
+        elif card.aux_modalities:
+            restore = guided_restorer(path)
         else:
             restore = model_file_restorer(path, suite)
         contender = Contender(f"shipped:{name}", f"shipped {name} ({card.arch})", "shipped", restore)

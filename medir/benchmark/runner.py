@@ -126,7 +126,8 @@ def run_suite(name: str, settings: Settings, trainer: Trainer, *, figures: Path 
         elif method in BASELINES:
             todo = [baseline_contender(method, suite)]
         elif method == "shipped":
-            todo = shipped_contenders(suite, mfdiff_steps=s.mfdiff_sampler_steps)
+            todo = shipped_contenders(suite, mfdiff_steps=s.mfdiff_sampler_steps,
+                                      has_aux=all(case.aux is not None for case in cases))
             if not todo:
                 result.skipped.append(f"no shipped model for task {suite.task} ({suite.modality})")
         else:

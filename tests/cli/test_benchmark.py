@@ -126,3 +126,24 @@ def test_perceptual_columns_call_the_interface():
     assert all(math.isfinite(s["fid"]) and math.isfinite(s["lpips"][0]) for s in scores.values())
     assert scores["same"]["lpips"][0] <= scores["input"]["lpips"][0] + 1e-6
     assert scores["same"]["fid"] < scores["input"]["fid"]
+
+
+def test_shipped_models_join_their_suite_and_guided_ones_get_the_mr():
+    """Shipped PET models are found by task; the MR-guided one runs only on cases with an MR, and is fed it."""
+    from medir.benchmark.contenders import shipped_contenders
+    from medir.benchmark.suites import SUITES, Case
+
+    suite = SUITES["pet"]
+    with_mr = {c.key for c in shipped_contenders(suite, mfdiff_steps=2, has_aux=True)}
+    without = {c.key for c in shipped_contenders(suite, mfdiff_steps=2, has_aux=False)}
+    assert {"shipped:pet-lowcount-nafnet", "shipped:pet-mr-nafnet"} <= with_mr
+    assert "shipped:pet-lowcount-nafnet" in without and "shipped:pet-mr-nafnet" not in without
+    guided = next(c for c in shipped_contenders(suite, mfdiff_steps=2, has_aux=True) if c.key == "shipped:pet-mr-nafnet")
+    rng = np.random.default_rng(0)
+    pet = rng.gamma(2.0, 1.0, (64, 64)).astype(np.float32)
+    mr = rng.normal(100, 10, (64, 64)).astype(np.float32)
+    regions, lesion = np.zeros(pet.shape, np.int64), np.zeros(pet.shape, bool)
+    y = guided.restore(Case("x", pet, pet, regions, lesion, aux=mr))
+    assert y.shape == pet.shape and np.isfinite(y).all()
+    flat = guided.restore(Case("x", pet, pet, regions, lesion, aux=np.full_like(mr, 100.0)))
+    assert not np.allclose(flat, y)  # the MR is really an input
