@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from medir.engine.inference import tiled_forward, tile_context, use_local_pooling
+from medir.engine.tta import DIHEDRAL, inverse, transform
 from medir.errors import InputError
 from medir.io.image import Image
 
@@ -27,14 +28,6 @@ def check_guided(image: Image, guide: Image, card, *, name: str, guide_name: str
     if guide.meta.channels * len(card.aux_modalities) + card.out_channels != card.in_channels:
         raise InputError(f"the guide {guide_name} has {guide.meta.channels} channel(s) but the model takes "
                          f"{card.in_channels - card.out_channels} guide channel(s)")
-
-
-def _d4(t: torch.Tensor, k: int, flip: bool, *, inverse: bool = False) -> torch.Tensor:
-    """Quarter turns ``k`` then a left-right flip of ``(B, C, H, W)`` (or the inverse of that)."""
-    if inverse:
-        return torch.rot90(t.flip(-1) if flip else t, -k, dims=(-2, -1))
-    t = torch.rot90(t, k, dims=(-2, -1))
-    return t.flip(-1) if flip else t
 
 
 @torch.no_grad()
@@ -64,9 +57,9 @@ def restore_guided_slices(x: np.ndarray, g: np.ndarray, model: torch.nn.Module, 
     kw = dict(tile=tile, overlap=overlap, context=tile_context(model), multiple=int(getattr(model, "multiple", 1)),
               scale=1, batch=batch, progress=progress)
     outs = []
-    for k, flip in ([(k, f) for f in (False, True) for k in range(4)] if tta else [(0, False)]):
-        y = tiled_forward(forward, _d4(stacked, k, flip), **kw)
-        outs.append(_d4(y, k, flip, inverse=True))
+    for k, flip in (DIHEDRAL if tta else [(0, False)]):
+        y = tiled_forward(forward, transform(stacked, k, flip), **kw)
+        outs.append(inverse(y, k, flip))
     std = torch.stack(outs).std(dim=0).numpy() if tta else None
     return outs[0].numpy(), std
 
