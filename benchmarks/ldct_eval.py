@@ -2,6 +2,8 @@
 
 Data: the real slices the shipped model never saw (``medir.data.ldct``): ``J2K_pixelrep_mismatch.dcm`` (head,
 held out) and ``CT_small.dcm`` (neck, not used in training; its own noise is ~23 HU, so its reference is noisy).
+With ``--extra data/ct_sources`` (``bash scripts/fetch_ct_sources.sh data/ct_sources``), three more real slices
+from other packages are held out too (``medir.data.ct_sources``: a skull-base head, a chest, neck and shoulders).
 Each is taken to 1/4 and 1/30 of its own dose by ``ct-lowdose`` noise insertion (the scan stays the reference),
 ``--draws`` noise draws per level.
 Metrics: PSNR / SSIM in HU clipped to the window [-160, 240], data range per image = reference max - min after
@@ -79,20 +81,22 @@ def oracle(make, lq: np.ndarray, hq: np.ndarray, sigma: float) -> tuple[dict[str
             {"psnr": best_p, "ssim": best_s})
 
 
-def held_out_pairs(draws: int) -> list[tuple[str, np.ndarray, np.ndarray, float]]:
-    """(label, low-dose, reference, pixel mm) for every held-out real slice, dose level and draw."""
+def held_out_pairs(draws: int, extra: Path | None = None) -> list[tuple[str, np.ndarray, np.ndarray, float]]:
+    """(label, low-dose, reference, pixel mm) for every held-out real slice (``HELD_OUT``, then the test files of
+    ``extra``, a :mod:`medir.data.ct_sources` folder), dose level and draw."""
+    from medir.data.ct_sources import source_slices
     from medir.data.ldct import TEST_FRACTIONS, low_dose, real_ct, scan_dose_of
 
+    images = [(name.split(".")[0], real_ct(name)) for name in HELD_OUT]
+    images += source_slices(extra, "test") if extra is not None else []
     pairs = []
-    for k, name in enumerate(HELD_OUT):
-        image = real_ct(name)
+    for k, (name, image) in enumerate(images):
         dose = scan_dose_of(image, True)
         fractions = [f for f in TEST_FRACTIONS.values() for _ in range(draws)]
         tags = [f"{t}{d}" for t in TEST_FRACTIONS for d in range(draws)]
         lows = low_dose(image, fractions, scan_dose=dose, seed=5000 + k)
         for tag, low in zip(tags, lows):
-            pairs.append((f"{name.split('.')[0]}_{tag}", low, image.array.astype(np.float32),
-                          float(image.meta.spacing[-1])))
+            pairs.append((f"{name}_{tag}", low, image.array.astype(np.float32), float(image.meta.spacing[-1])))
     return pairs
 
 
@@ -107,7 +111,8 @@ def classical(lq: np.ndarray, hq: np.ndarray, sigma: float) -> dict:
 
 def report(rows: list[dict], model_name: str, arch: str, model_seconds: float) -> None:
     methods = ("input", "nlm", "bm3d", "model") + (("ensemble",) if "ensemble" in rows[0] else ())
-    print(f"\nmodel: {model_name}; held-out real slices: {', '.join(HELD_OUT)}; {len(rows)} images")
+    slices = sorted({r["slice"].rsplit("_", 1)[0] for r in rows})
+    print(f"\nmodel: {model_name}; held-out real slices: {', '.join(slices)}; {len(rows)} images")
     print("PSNR/SSIM in the window [-160, 240] HU, data range = per-image reference max - min; RMSE in HU\n")
     x8 = " model x8 |" if "ensemble" in methods else ""
     print(f"| slice | inserted noise (HU) | input PSNR / SSIM | NLM oracle | BM3D oracle | model |{x8} "
@@ -164,6 +169,8 @@ def main() -> None:
     p.add_argument("--baselines-only", action="store_true", help="only compute (and cache) the classical oracles")
     p.add_argument("--ensemble", action="store_true", help="also score the 8x dihedral self-ensemble of the model")
     p.add_argument("--val", type=Path, help="score the model on this paired folder (lq/, hq/) instead")
+    p.add_argument("--extra", type=Path, help="also hold out the test files of this folder of extra real CT "
+                                              "(medir.data.ct_sources: bash scripts/fetch_ct_sources.sh data/ct_sources)")
     args = p.parse_args()
     if args.val:
         validation(args.val, *load_model(args.model), ensemble=args.ensemble)
@@ -171,7 +178,7 @@ def main() -> None:
     cache = json.loads(args.cache.read_text()) if args.cache and args.cache.exists() else {}
     model, card = (None, None) if args.baselines_only else load_model(args.model)
     rows, model_seconds = [], 0.0
-    for label, lq, hq, pixel in held_out_pairs(args.draws):
+    for label, lq, hq, pixel in held_out_pairs(args.draws, args.extra):
         sigma = float((lq - hq)[hq > -500].std())
         if label not in cache:
             cache[label] = classical(lq, hq, sigma)

