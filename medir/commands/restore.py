@@ -48,7 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(the image is then their mean, 8x the time), or over --samples draws with an MFdiff model")
     p.add_argument("--ensemble", action="store_true",
                    help="restore as the mean over the 8 flips/90-degree rotations of the input (self-ensemble, "
-                        "8x the time), without writing the map")
+                        "8x the time), without writing the map; the default of models whose card sets self_ensemble")
+    p.add_argument("--no-ensemble", action="store_true",
+                   help="one pass, even for a model whose card restores by self-ensemble by default (8x faster)")
     g = p.add_argument_group("PET with MR (guided and MFdiff models)")
     g.add_argument("--aux", metavar="MR", help="the co-registered MR series or volume of the one PET input, on the "
                                                "same grid; default model: the shipped PET+MR model, or --model "
@@ -119,8 +121,9 @@ def restore_one(item, outs: list[Path], overwrite: bool, models: ModelCache, arg
     if args.uncertainty:
         restored, std = restore_with_uncertainty(image, model, card, **kw)
     else:
-        restored, std = restore_image(image, model, card, ensemble=args.ensemble, **kw), None
-    how = ", mean of 8 flips/rotations" if args.uncertainty or args.ensemble else ""
+        ensemble = args.ensemble or (card.self_ensemble and not args.no_ensemble)
+        restored, std = restore_image(image, model, card, ensemble=ensemble, **kw), None
+    how = ", mean of 8 flips/rotations" if args.uncertainty or ensemble else ""
     restored.meta.modality = modality
     write_image(restored, outs[0], force=overwrite, description=f"medir restored ({card.task}{how})", model=name)
     if std is not None:
@@ -140,6 +143,9 @@ def uncertainty_path(out: Path) -> Path:
 def check_pair_args(args: argparse.Namespace) -> None:
     """One-line errors for the --aux options (and --uncertainty / --ensemble), before any work; records which
     diffusion options were given."""
+    if args.no_ensemble and (args.ensemble or args.uncertainty):
+        raise InputError("--no-ensemble contradicts --ensemble and --uncertainty (both average the 8 flips/rotations):"
+                         " give one of them")
     if not args.aux:
         if args.steps is not None or args.samples is not None or args.sampler != "ddim":
             raise InputError("--sampler, --steps and --samples apply to diffusion models with --aux MR")
@@ -328,7 +334,8 @@ def run(args: argparse.Namespace) -> int:
     items = found.items
     settings = {"model": args.model or "default", "tile": args.tile, "overlap": args.overlap,
                 "modality": args.modality, "allow_mismatch": args.allow_modality_mismatch,
-                "uncertainty": args.uncertainty, "ensemble": args.ensemble}
+                "uncertainty": args.uncertainty, "ensemble": args.ensemble,
+                "no_ensemble": args.no_ensemble}
 
     def plan(item) -> list[Path]:
         out = output_path(item, args.output, items)

@@ -230,7 +230,7 @@ def restore_image(
     device: str | torch.device = "cpu",
     progress: bool | str = False,
     name: str = "image",
-    ensemble: bool = False,
+    ensemble: bool | None = None,
 ) -> Image:
     """Restore an :class:`Image` in physical units with a loaded model and its card (slice by slice).
 
@@ -238,9 +238,12 @@ def restore_image(
     back on its own (the presets are affine per image), so no normalised copy of a large
     image is made; the output is accumulated in physical units. ``context`` defaults to
     the model's :func:`tile_context`; ``pool_window`` is passed to :func:`use_local_pooling`.
-    ``ensemble``: the mean over the 8 dihedral transforms (:mod:`medir.engine.tta`, 8x the time). NM (counts):
+    ``ensemble``: the mean over the 8 dihedral transforms (:mod:`medir.engine.tta`, 8x the time); ``None`` (default)
+    follows the card's ``self_ensemble``. NM (counts):
     small negative inputs are clipped and reported (:func:`counts_input`) and the output is clamped at 0.
     """
+    if ensemble is None:
+        ensemble = bool(getattr(card, "self_ensemble", False))
     y = _restore(image, model, card, tta="mean" if ensemble else None, tile=tile, overlap=overlap, context=context,
                  pool_window=pool_window, batch=batch, device=device, progress=progress, name=name)
     return _as_image(image, y, card)

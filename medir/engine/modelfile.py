@@ -50,6 +50,9 @@ class ModelCard:
     # in channel order, and the guides' own intensity preset. Empty for models that take the image alone.
     aux_modalities: list[str] = field(default_factory=list)
     aux_intensity: dict[str, Any] = field(default_factory=dict)
+    # Restore as the mean over the 8 flips/quarter turns by default (8x the time): set when that is how the model was
+    # measured; ``medir restore --no-ensemble`` (``restore_image(ensemble=False)``) restores in one pass.
+    self_ensemble: bool = False
 
     def __post_init__(self) -> None:
         """Cards written before ``modalities`` existed declare the one ``modality`` (or their preset's)."""

@@ -79,3 +79,30 @@ def test_sampler_options_without_aux_are_one_line_errors(tiny_ct_model, ct_small
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "--aux" in err[0]
     assert not (tmp_path / "x.dcm").exists()
+
+
+def test_a_card_with_self_ensemble_restores_by_self_ensemble_unless_told_not_to(ct_small, tiny_ct_model, tmp_path,
+                                                                                capsys):
+    import json
+    import shutil
+
+    model = tmp_path / "x8-model"
+    shutil.copytree(tiny_ct_model, model)
+    card = json.loads((model / "config.json").read_text())
+    assert card["self_ensemble"] is False  # cards default to one pass
+    card["self_ensemble"] = True
+    (model / "config.json").write_text(json.dumps(card))
+    run = lambda name, *flags: main(["restore", str(ct_small), "-o", str(tmp_path / name), "--model", *flags])
+    assert run("default.dcm", str(model)) == 0
+    assert run("ensemble.dcm", str(tiny_ct_model), "--ensemble") == 0
+    assert run("plain.dcm", str(model), "--no-ensemble") == 0
+    assert run("plain_ref.dcm", str(tiny_ct_model)) == 0
+    hu = {n: _hu(tmp_path / f"{n}.dcm")[1] for n in ("default", "ensemble", "plain", "plain_ref")}
+    np.testing.assert_array_equal(hu["default"], hu["ensemble"])
+    np.testing.assert_array_equal(hu["plain"], hu["plain_ref"])
+    assert np.abs(hu["default"] - hu["plain"]).mean() > 0.1  # a random network is not flip/rotation equivariant
+    assert "8 flips/rotations" in pydicom.dcmread(tmp_path / "default.dcm").DerivationDescription
+    capsys.readouterr()
+    assert run("bad.dcm", str(model), "--no-ensemble", "--uncertainty") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--no-ensemble" in err[0]
