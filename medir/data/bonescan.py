@@ -78,7 +78,8 @@ from medir.physics.scintigraphy import phantom_pair
 
 VIEWS = ("anterior", "posterior")
 MU_TC99M_PER_MM = 0.012     # broad-beam attenuation of 140 keV photons in soft tissue
-COLLIMATOR_FWHM_MM = 9.0    # LEHR collimator at about 10 cm (each patient: x 0.85-1.2)
+COLLIMATOR_FWHM_MM = 9.0    # LEHR system resolution at 10 cm (each patient: x 0.85-1.2; depth: collimator_fwhm_mm)
+DEPTH_BINS_MM = (30.0, 90.0, 150.0, 220.0, 300.0)   # collimator distances the activity is binned to for the blur
 BONE_TO_SOFT = (15.0, 40.0)  # bone / soft-tissue tracer concentration ratio, log-uniform (see the docstring)
 SPLIT_SEED_BASE = {"train": 0, "val": 1_000_000, "test": 2_000_000}
 
@@ -130,15 +131,17 @@ def _profile(c: Capsule, shape: tuple[int, int], *, top: float, centre: float, s
 
 
 def _render(caps: list[Capsule], shape: tuple[int, int], *, top: float, centre: float, scale: float,
-            thickness_mm: float, mm_per_unit: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Both views (anterior, then posterior not yet mirrored) at once: ``(soft (H, W), bone (2, H, W),
-    organs (2, H, W), labels (H, W))``. Soft tissue: the union (max) of the capsules' thickness ``t`` in mm, emitting
-    ``(1 - exp(-mu t)) / mu`` per unit concentration (a uniform slab seen through itself; the same from both sides).
-    Bones, lesions and organs add ``uptake x chord x exp(-mu d)``, ``d`` their depth below the camera side."""
+            thickness_mm: float, mm_per_unit: float, gap_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Both views (anterior, then posterior not yet mirrored) at once: ``(soft (H, W), bone (2, B, H, W),
+    organs (2, B, H, W), labels (H, W))``, ``B = len(DEPTH_BINS_MM)``. Soft tissue: the union (max) of the
+    capsules' thickness ``t`` in mm, emitting ``(1 - exp(-mu t)) / mu`` per unit concentration (a uniform slab seen
+    through itself; the same from both sides). Bones, lesions and organs add ``uptake x chord x exp(-mu d)``,
+    ``d`` their depth below the camera side, in the bin of their distance ``gap_mm + d`` to the collimator."""
     thick = np.zeros(shape, np.float64)
-    bone = np.zeros((2, *shape), np.float64)
-    organs = np.zeros((2, *shape), np.float64)
+    bone = np.zeros((2, len(DEPTH_BINS_MM), *shape), np.float64)
+    organs = np.zeros_like(bone)
     labels = np.zeros(shape, np.int64)
+    edges = [(a + b) / 2 for a, b in zip(DEPTH_BINS_MM[:-1], DEPTH_BINS_MM[1:])]
     for c in sorted(caps, key=lambda c: c.label):
         prof = _profile(c, shape, top=top, centre=centre, scale=scale)
         if prof is None:
@@ -151,11 +154,18 @@ def _render(caps: list[Capsule], shape: tuple[int, int], *, top: float, centre: 
             target = organs if c.label in (LABELS["kidney"], LABELS["bladder"]) else bone
             for view, depth in enumerate((c.depth, 1.0 - c.depth)):
                 weight = math.exp(-MU_TC99M_PER_MM * depth * thickness_mm)
-                target[view, rows, cols] += c.uptake * weight * chord * inside
+                b = int(np.searchsorted(edges, gap_mm + depth * thickness_mm))
+                target[view, b, rows, cols] += c.uptake * weight * chord * inside
         if c.uptake > 0:
             labels[rows, cols] = np.where(inside > 0.5, np.maximum(labels[rows, cols], c.label), labels[rows, cols])
     soft = (1.0 - np.exp(-MU_TC99M_PER_MM * thick)) / MU_TC99M_PER_MM
     return soft, np.clip(bone, 0.0, None), organs, labels
+
+
+def collimator_fwhm_mm(distance_mm: float, *, fwhm_10cm: float = COLLIMATOR_FWHM_MM) -> float:
+    """System resolution (FWHM, mm) of a parallel-hole LEHR collimator at ``distance_mm`` from its face: grows
+    linearly with distance, ``fwhm_10cm x (0.4 + 0.6 z / 100 mm)`` (0.4x at the face, 1.6x at 20 cm)."""
+    return fwhm_10cm * (0.4 + 0.6 * distance_mm / 100.0)
 
 
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], *, sigma_px: float, std: float) -> np.ndarray:
@@ -193,22 +203,24 @@ def bone_scan_phantom(seed: int, *, height: int = 1024, width: int = 256, pixel_
     caps = soft_tissue(rng, child=child, arm=arm, habitus=habitus) + bones + lesions(rng, bones, n_les)
     thickness = 0.12 * height_cm * 10.0 * habitus ** 0.7
     shape = (height, width)
+    gap = rng.uniform(20.0, 60.0)                                     # collimator to skin (body contouring)
     soft, bone, organs, lab = _render(caps, shape, top=top, centre=centre, scale=scale, thickness_mm=thickness,
-                                      mm_per_unit=height_cm * 10.0)
+                                      mm_per_unit=height_cm * 10.0, gap_mm=gap)
     mm = pixel
     ratio = float(math.exp(rng.uniform(math.log(BONE_TO_SOFT[0]), math.log(BONE_TO_SOFT[1]))))
     bone *= ratio * (height_cm / 175.0) * _smooth_field(rng, shape, sigma_px=40.0 / mm, std=0.2) \
         * _smooth_field(rng, shape, sigma_px=5.0 / mm, std=0.12)
     soft = soft * _smooth_field(rng, shape, sigma_px=60.0 / mm, std=0.12)
-    views = [soft + bone[v] + organs[v] for v in (0, 1)]
-    fwhm = COLLIMATOR_FWHM_MM * rng.uniform(0.85, 1.2)                # 7.7-10.8 mm: patient-to-collimator distance
-    sigma = fwhm_to_sigma(fwhm, pixel)
+    fwhm10 = COLLIMATOR_FWHM_MM * rng.uniform(0.85, 1.2)             # per patient: camera and collimator
     scatter = rng.uniform(0.05, 0.12)                                 # scatter in the photopeak window
     blurred = []
-    for v in views:
-        b = ndimage.gaussian_filter(v, sigma, mode="constant", truncate=3.0)
-        b = (1 - scatter) * b + scatter * ndimage.gaussian_filter(v, 25.0 / pixel, mode="constant", truncate=3.0)
-        blurred.append(b)
+    for v in (0, 1):                                                  # each depth bin with its own blur
+        sharp = [(soft, gap + thickness / 2)] + [(bone[v, b] + organs[v, b], z) for b, z in enumerate(DEPTH_BINS_MM)]
+        img = sum(ndimage.gaussian_filter(a, fwhm_to_sigma(collimator_fwhm_mm(z, fwhm_10cm=fwhm10), pixel),
+                                          mode="constant", truncate=3.0) for a, z in sharp)
+        total = soft + (bone[v] + organs[v]).sum(axis=0)
+        blurred.append((1 - scatter) * img + scatter * ndimage.gaussian_filter(total, 25.0 / pixel, mode="constant",
+                                                                               truncate=3.0))
     blurred[1] = blurred[1][:, ::-1]
     x = torch.from_numpy(np.stack(blurred).astype(np.float32)).clamp_min(0)
     x = x * (counts / float(x[0].sum()))
