@@ -36,10 +36,12 @@ def test_labels_and_uptake(pair):
     mean = {k: x[lab == v].mean().item() for k, v in LABELS.items()}
     assert mean["lesion"] > mean["bone"] > mean["soft_tissue"] > mean["background"]
     assert mean["bladder"] > mean["bone"]
-    # kidneys lie at the back: brighter in the posterior view (mirrored with its labels)
+    # kidneys lie at the back: brighter in the posterior view (mirrored with its labels). The kidney pixels also
+    # hold soft tissue, the lower ribs and vertebral facets, which add to both views (this patient: 1.24; the
+    # phantom before the anatomy update, with thick ribs and no facets over the kidneys, gave > 1.3)
     kid_ant = x[lab == LABELS["kidney"]].mean()
     kid_post = scan.expected[1][scan.labels[1] == LABELS["kidney"]].mean()
-    assert kid_post > 1.3 * kid_ant
+    assert kid_post > 1.15 * kid_ant
     assert torch.equal(scan.labels[1], torch.flip(scan.labels[0], dims=(-1,)))
 
 
