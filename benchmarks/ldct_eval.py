@@ -151,7 +151,7 @@ def validation(folder: Path, model, card, *, ensemble: bool) -> None:
     for lq_path, hq_path in find_pairs(folder):
         lq, hq = read_image(lq_path), read_image(hq_path).array
         lq.meta.modality = "CT"
-        row = {"input": score(lq.array, hq), "model": score(restore_image(lq, model, card, tile=None).array, hq)}
+        row = {"input": score(lq.array, hq), "model": score(restore_image(lq, model, card, tile=None, ensemble=False).array, hq)}
         if ensemble:
             row["ensemble"] = score(restore_image(lq, model, card, tile=None, ensemble=True).array, hq)
         rows.append(row)
@@ -188,7 +188,7 @@ def main() -> None:
         if model is not None:
             start = time.perf_counter()
             meta = ImageMeta(modality="CT", units="HU", spacing=(pixel, pixel))
-            out = restore_image(Image(lq, meta), model, card, tile=None).array
+            out = restore_image(Image(lq, meta), model, card, tile=None, ensemble=False).array
             model_seconds += time.perf_counter() - start
             row["model"] = score(out, hq)
             if args.ensemble:

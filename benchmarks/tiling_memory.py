@@ -99,7 +99,8 @@ def child(model_name: str, size: int, tile: int, overlap: int, batch: int, threa
     before = _rss_mb()
     start = time.perf_counter()
     restored = restore_image(
-        image, model, card, tile=tile or None, overlap=overlap, batch=batch, progress="restore" if progress else False
+        image, model, card, tile=tile or None, overlap=overlap, batch=batch, progress="restore" if progress else False,
+        ensemble=False,  # one pass: the tiling is what is measured
     )
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -38,7 +38,7 @@ def main() -> None:
         rows = []
         for name, lq, hq in test:
             out = restore_image(Image(lq, ImageMeta(modality="CT", units="HU")), model, card, tile=None,
-                                pool_window=window or None).array
+                                pool_window=window or None, ensemble=False).array
             rows.append({"slice": name, **score(out, hq)})
         real = [r["psnr"] for r in rows if r["slice"].startswith("J2K")]
         label = f"{window} px" if window else "global (paper)"

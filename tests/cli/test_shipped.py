@@ -28,9 +28,10 @@ def test_restore_example_with_default_model_improves_it(tmp_path, capsys):
     restored = read_image(restored_path).array
     window = (-160, 240)
     gain = psnr(restored, ref, data_range="target", window=window) - psnr(low, ref, data_range="target", window=window)
-    # the held-out real slice at 1/4 of its own dose (5 HU added): measured +0.37 dB, SSIM 0.9748 -> 0.9841
-    assert gain > 0.2  # dB
-    assert ssim(restored, ref, data_range="target", window=window) > ssim(low, ref, data_range="target", window=window) + 0.005
+    # the held-out real slice at 1/4 of its own dose (5 HU added): measured +2.38 dB, SSIM 0.9748 -> 0.9879 (the
+    # shipped model restores by its 8x self-ensemble by default)
+    assert gain > 1.5  # dB
+    assert ssim(restored, ref, data_range="target", window=window) > ssim(low, ref, data_range="target", window=window) + 0.01
 
 
 def test_models_lists_the_shipped_model(capsys):
