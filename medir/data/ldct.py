@@ -157,6 +157,30 @@ def quarter_dose(image: Image, *, seed: int, is_real: bool = True) -> np.ndarray
     return low_dose(image, [0.25], scan_dose=scan_dose_of(image, is_real), seed=seed)[0]
 
 
+PAIRS_SETTINGS = "ldct_pairs.json"
+
+
+def claim_pairs_folder(out: Path, settings: dict, *, resume: bool, force: bool) -> None:
+    """Before any noise is drawn: refuse a folder that already holds pairs unless ``force`` (rewrite) or ``resume``
+    with the settings they were made with (recorded in ``out/ldct_pairs.json``), so one folder never mixes recipes."""
+    import json
+
+    from medir.engine.atomic import atomic_write_text
+
+    record = out / PAIRS_SETTINGS
+    held = any((out / split).is_dir() and any((out / split).rglob("*.npz")) for split in ("train", "val", "test"))
+    if held and not force:
+        saved = json.loads(record.read_text()) if record.is_file() else None
+        if not resume:
+            raise MedirError(f"{out} already holds pairs: --resume to complete them, --force to rewrite them, "
+                             "or choose another folder")
+        if saved != settings:
+            raise MedirError(f"{out} holds pairs made with other settings ({saved or 'unrecorded'}): resume with "
+                             "the same options, --force to rewrite them, or choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(record, json.dumps(settings, indent=1))
+
+
 def write_ldct_pairs(out: Path, *, realizations: int = 10, real_realizations: int | None = None,
                      fractions: tuple[float, float] = TRAIN_FRACTIONS, extra: Path | None = None,
                      extra_realizations: int = 12, resume: bool = False, force: bool = False) -> dict[str, int]:
@@ -166,6 +190,9 @@ def write_ldct_pairs(out: Path, *, realizations: int = 10, real_realizations: in
     level. ``resume`` skips slices whose pairs are all written (an interrupted run goes on where it stopped)."""
     from tqdm.auto import tqdm
 
+    claim_pairs_folder(out, {"realizations": realizations, "real_realizations": real_realizations,
+                             "fractions": [float(f) for f in fractions], "extra": extra is not None,
+                             "extra_realizations": extra_realizations}, resume=resume, force=force)
     packaged = {Path(n).stem for n in REAL_SPLIT}
     counts = {}
     for split in ("train", "val", "test"):

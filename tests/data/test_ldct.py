@@ -43,3 +43,19 @@ def test_inserted_noise_is_correlated_like_ct_noise():
     white = np.random.default_rng(0).normal(size=(n, n))
     assert neighbour_correlation(noise) > 0.5 and abs(neighbour_correlation(white)) < 0.05
     assert 0.1 < nps_peak(noise[32:96, 32:96], pixel_mm=pixel) < 0.45  # a standard kernel peaks at 0.2-0.4 c/mm
+
+
+def test_a_pairs_folder_is_refused_before_work_unless_resumed_with_the_same_settings_or_forced(tmp_path):
+    from medir.data.ldct import claim_pairs_folder
+
+    settings = {"realizations": 6, "fractions": [0.005, 0.5]}
+    claim_pairs_folder(tmp_path, settings, resume=False, force=False)  # an empty folder is taken
+    (tmp_path / "train" / "lq").mkdir(parents=True)
+    (tmp_path / "train" / "lq" / "a_r0.npz").write_bytes(b"pair")
+    with pytest.raises(MedirError, match="--resume"):
+        claim_pairs_folder(tmp_path, settings, resume=False, force=False)
+    claim_pairs_folder(tmp_path, settings, resume=True, force=False)
+    with pytest.raises(MedirError, match="other settings"):
+        claim_pairs_folder(tmp_path, {**settings, "realizations": 10}, resume=True, force=False)
+    claim_pairs_folder(tmp_path, {**settings, "realizations": 10}, resume=False, force=True)
+    assert (tmp_path / "train" / "lq" / "a_r0.npz").read_bytes() == b"pair"  # claiming never touches the pairs
