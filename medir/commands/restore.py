@@ -50,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="restore as the mean over the 8 flips/90-degree rotations of the input (self-ensemble, "
                         "8x the time), without writing the map; the default of models whose card sets self_ensemble")
     p.add_argument("--no-ensemble", action="store_true",
-                   help="one pass, even for a model whose card restores by self-ensemble by default (8x faster)")
+                   help="one pass, even for a model whose card restores by self-ensemble by default (several times faster)")
     g = p.add_argument_group("PET with MR (guided and MFdiff models)")
     g.add_argument("--aux", metavar="MR", help="the co-registered MR series or volume of the one PET input, on the "
                                                "same grid; default model: the shipped PET+MR model, or --model "
