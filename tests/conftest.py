@@ -71,3 +71,18 @@ def copy_to(src: Path, dst_dir: Path) -> Path:
     dst = dst_dir / src.name
     shutil.copy2(src, dst)
     return dst
+
+
+@pytest.fixture()
+def refused_in_one_line(capsys):
+    """Check CLI refusals: each ``(argv, word)`` exits with code 2 and one stderr line containing ``word``."""
+    from medir.cli import main
+
+    def check(cases: list[tuple[list[str], str]]) -> None:
+        for argv, word in cases:
+            capsys.readouterr()
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and word in err[0], err
+
+    return check

@@ -138,7 +138,7 @@ def test_restore_with_aux_writes_image_and_uncertainty(mfdiff_model, tmp_path):
     assert np.isfinite(img.get_fdata()).all() and (unc.get_fdata() >= 0).all() and unc.get_fdata().max() > 0
 
 
-def test_restore_aux_refuses_bad_pairs_in_one_line(mfdiff_model, tmp_path, capsys):
+def test_restore_aux_refuses_bad_pairs_in_one_line(mfdiff_model, tmp_path, refused_in_one_line):
     rng = np.random.default_rng(0)
     pet = _nifti(tmp_path / "pet.nii.gz", rng.random((12, 10, 3)))
     other_shape = _nifti(tmp_path / "mr_small.nii.gz", rng.random((11, 10, 3)))
@@ -149,11 +149,7 @@ def test_restore_aux_refuses_bad_pairs_in_one_line(mfdiff_model, tmp_path, capsy
              (base + ["--aux", str(other_shape), "--model", str(mfdiff_model), "--steps", "0"], "--steps"),
              (base + ["--steps", "3"], "--aux"),
              (base + ["--aux", str(moved), "--model", str(mfdiff_model), "--uncertainty", "--samples", "1"], "two")]
-    for argv, word in cases:
-        capsys.readouterr()
-        assert main(argv) == 2, argv
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and word in err[0], err
+    refused_in_one_line(cases)
     assert not (tmp_path / "o.nii.gz").exists()
 
 
