@@ -28,4 +28,15 @@ def psnr_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> to
     return (10.0 / math.log(10.0)) * torch.log(mse + eps).mean()
 
 
+def ssim_loss(pred: torch.Tensor, target: torch.Tensor, *, data_range: float = 1.0) -> torch.Tensor:
+    """1 - mean SSIM (Wang et al. 2004, 11x11 Gaussian window, :func:`medir.metrics.ssim_map`) over the batch.
+
+    ``data_range`` is the span the SSIM constants are scaled to, in the units of ``pred`` (e.g. the evaluation
+    window's width in network space), so the loss rewards what the windowed SSIM metric measures.
+    """
+    from medir.metrics.core import ssim_map
+
+    return 1.0 - ssim_map(pred, target, data_range).mean()
+
+
 PIXEL_LOSSES = {"l1": l1_loss, "mse": mse_loss, "psnr": psnr_loss}

@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from medir.losses import PIXEL_LOSSES
+from medir.losses import PIXEL_LOSSES, ssim_loss
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,13 @@ class Supervised(nn.Module):
     None: the loss is then ``L(clip(pred), clip(hq)) + outside_weight * L(pred, hq)`` with ``clip`` to ``[lo, hi]``,
     so the network spends its capacity where the windowed metric looks (soft tissue, not bone edges or air) while
     values outside the window stay trained (with a small weight).
+    ssim_weight: adds ``ssim_weight * (1 - SSIM)`` (:func:`medir.losses.ssim_loss`), computed in the window when
+    there is one (its width is the SSIM data range) and on ``[0, 1]`` otherwise; 0 (the default) leaves it out.
     """
 
     def __init__(self, network: nn.Module, *, loss: Literal["l1", "mse", "psnr"] = "l1",
                  score: RestorationScore = RestorationScore(), window: tuple[float, float] | None = None,
-                 outside_weight: float = 0.1):
+                 outside_weight: float = 0.1, ssim_weight: float = 0.0):
         super().__init__()
         if loss not in PIXEL_LOSSES:
             raise ValueError(f"unknown loss '{loss}': use one of {', '.join(PIXEL_LOSSES)}")
@@ -62,7 +64,9 @@ class Supervised(nn.Module):
             raise ValueError(f"the loss window {window} is empty: give (lo, hi) with lo < hi")
         if outside_weight < 0:
             raise ValueError(f"outside_weight {outside_weight} must be >= 0")
-        self.window, self.outside_weight = window, float(outside_weight)
+        if ssim_weight < 0:
+            raise ValueError(f"ssim_weight {ssim_weight} must be >= 0")
+        self.window, self.outside_weight, self.ssim_weight = window, float(outside_weight), float(ssim_weight)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         pred = self.network(batch["lq"])
@@ -71,11 +75,19 @@ class Supervised(nn.Module):
                              f"data needs {tuple(batch['hq'].shape[1:])}: set model.args (channels, scale) to fit")
         if self.window is None:
             loss = self.loss_fn(pred, batch["hq"])
-            return loss, {self.loss_name: loss.detach()}
-        lo, hi = self.window
-        inside = self.loss_fn(pred.clamp(lo, hi), batch["hq"].clamp(lo, hi))
-        loss = inside + self.outside_weight * self.loss_fn(pred, batch["hq"])
-        return loss, {self.loss_name: loss.detach(), f"{self.loss_name}_window": inside.detach()}
+            logs = {self.loss_name: loss.detach()}
+            inside_pred, inside_hq, span = pred, batch["hq"], 1.0
+        else:
+            lo, hi = self.window
+            inside_pred, inside_hq, span = pred.clamp(lo, hi), batch["hq"].clamp(lo, hi), hi - lo
+            inside = self.loss_fn(inside_pred, inside_hq)
+            loss = inside + self.outside_weight * self.loss_fn(pred, batch["hq"])
+            logs = {self.loss_name: loss.detach(), f"{self.loss_name}_window": inside.detach()}
+        if self.ssim_weight > 0:
+            structural = ssim_loss(inside_pred, inside_hq, data_range=span)
+            loss = loss + self.ssim_weight * structural
+            logs["ssim_loss"] = structural.detach()
+        return loss, logs
 
     @torch.no_grad()
     def restore(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

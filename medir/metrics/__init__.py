@@ -20,8 +20,8 @@ For 8-bit RGB super-resolution, :func:`luma_bt601` and :func:`crop_border` give 
 convention (``medir.metrics.rgb``).
 """
 
-from medir.metrics.core import METRICS, nmse, psnr, rmse, ssim
+from medir.metrics.core import METRICS, nmse, psnr, rmse, ssim, ssim_map
 from medir.metrics.regions import per_region
 from medir.metrics.rgb import crop_border, luma_bt601
 
-__all__ = ["METRICS", "crop_border", "luma_bt601", "nmse", "per_region", "psnr", "rmse", "ssim"]
+__all__ = ["METRICS", "crop_border", "luma_bt601", "nmse", "per_region", "psnr", "rmse", "ssim", "ssim_map"]

@@ -95,6 +95,30 @@ def _gaussian_kernel(size: int, sigma: float) -> torch.Tensor:
     return g[:, None] * g[None, :]
 
 
+def ssim_map(p: torch.Tensor, t: torch.Tensor, data_range: torch.Tensor | float, *, win_size: int = 11,
+             sigma: float = 1.5) -> torch.Tensor:
+    """The SSIM map (B, C, H - s + 1, W - s + 1) of Wang et al. 2004 on the "valid" region, differentiable.
+
+    ``p``, ``t``: (B, C, H, W) of one dtype; ``data_range``: a number or (B,) per image. The window size ``s`` is
+    ``win_size`` clipped to the image and made odd. K1 0.01, K2 0.03, population statistics.
+    """
+    r = torch.as_tensor(data_range, dtype=p.dtype, device=p.device).reshape(-1, 1, 1, 1)
+    size = min(win_size, p.shape[-1], p.shape[-2])
+    size -= 1 - size % 2
+    c = p.shape[1]
+    k = _gaussian_kernel(size, sigma).to(p)[None, None].repeat(c, 1, 1, 1)
+
+    def blur(x):
+        return F.conv2d(x, k, groups=c)
+
+    mu_p, mu_t = blur(p), blur(t)
+    var_p = blur(p * p) - mu_p**2
+    var_t = blur(t * t) - mu_t**2
+    cov = blur(p * t) - mu_p * mu_t
+    c1, c2 = (0.01 * r) ** 2, (0.03 * r) ** 2
+    return ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2))
+
+
 def ssim(
     pred,
     target,
@@ -108,27 +132,13 @@ def ssim(
 ):
     """SSIM of Wang et al. 2004: Gaussian window 11x11, sigma 1.5, K1 0.01, K2 0.03, population statistics.
 
-    The SSIM map is computed where the window fits inside the image ("valid"), as in the
+    The SSIM map (:func:`ssim_map`) is computed where the window fits inside the image ("valid"), as in the
     original code and scikit-image's cropped mean; a mask is cropped the same way.
     """
     p, t, m = _prepare(pred, target, window, mask)
-    r = _range(t, data_range, window)[:, None, None, None]
-    size = min(win_size, p.shape[-1], p.shape[-2])
-    size -= 1 - size % 2
-    c = p.shape[1]
-    k = _gaussian_kernel(size, sigma)[None, None].repeat(c, 1, 1, 1)
-
-    def blur(x):
-        return F.conv2d(x, k, groups=c)
-
-    mu_p, mu_t = blur(p), blur(t)
-    var_p = blur(p * p) - mu_p**2
-    var_t = blur(t * t) - mu_t**2
-    cov = blur(p * t) - mu_p * mu_t
-    c1, c2 = (0.01 * r) ** 2, (0.03 * r) ** 2
-    s = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2))
+    s = ssim_map(p, t, _range(t, data_range, window), win_size=win_size, sigma=sigma)
     if m is not None:
-        pad = (size - 1) // 2
+        pad = (m.shape[-1] - s.shape[-1]) // 2
         m = m[..., pad : pad + s.shape[-2], pad : pad + s.shape[-1]]
     return _reduce(_mean(s, m), reduce)
 
