@@ -25,6 +25,7 @@ import torch
 
 from medir.data.augment import random_dihedral
 from medir.data.intensity import IntensityPreset, get_preset
+from medir.data.lesions import LesionAugment, check_lesion_units
 from medir.errors import ConfigError, MedirError
 
 Simulate = Callable[..., torch.Tensor]
@@ -236,8 +237,11 @@ class PatchDataset(torch.utils.data.Dataset):
     """Random training patches; item ``index`` depends only on ``(seed, index)``."""
 
     def __init__(self, source: PairSource, preset: IntensityPreset, *, patch_size: int, augment: bool,
-                 seed: int, simulate_on: str = "slice"):
+                 seed: int, simulate_on: str = "slice", lesions: LesionAugment | None = None):
         self.source, self.preset, self.patch, self.augment, self.seed = source, preset, patch_size, augment, seed
+        if lesions is not None and lesions.prob > 0:
+            check_lesion_units(preset.units, scale=source.scale)
+        self.lesions = lesions
         self.simulate_on = simulate_on if source.slices.lq is None else "slice"
         if source.task in WHOLE_SLICE_TASKS:
             self.simulate_on = "slice"  # a patch alone has the wrong body around it: simulate the slice, then crop
@@ -270,6 +274,8 @@ class PatchDataset(torch.utils.data.Dataset):
                 else self.source.pair(i, gen)
             scale_from = lq
             lq, hq = paired_crop(lq, hq, self.patch, self.source.scale, rng)
+        if self.lesions is not None:
+            lq, hq = self.lesions(lq, hq, rng)
         sample = {"lq": lq, "hq": hq}
         if self.augment:
             sample = random_dihedral(sample, rng)
@@ -398,8 +404,13 @@ def build_train_set(cfg, *, seed: int, simulate: Simulate | None = None) -> torc
 
         return GuidedPatchDataset(cfg, seed=seed)
     source = build_source(cfg, "data.train", simulate=simulate)
-    return PatchDataset(source, get_preset(cfg.preset), patch_size=cfg.patch_size, augment=cfg.augment,
-                        seed=seed, simulate_on=cfg.simulate_on)
+    preset = get_preset(cfg.preset)
+    lesions = None
+    if cfg.lesion_prob > 0:
+        lesions = LesionAugment(prob=cfg.lesion_prob, contrast=tuple(cfg.lesion_contrast),
+                                radius=tuple(cfg.lesion_radius), tissue=preset.eval_window or (-np.inf, np.inf))
+    return PatchDataset(source, preset, patch_size=cfg.patch_size, augment=cfg.augment, seed=seed,
+                        simulate_on=cfg.simulate_on, lesions=lesions)
 
 
 def build_val_set(cfg, *, simulate: Simulate | None = None) -> torch.utils.data.Dataset:

@@ -57,6 +57,9 @@ class DatasetConfig:
     noise (training samples follow ``train.seed``); ``max_items`` caps the validation set (evenly spaced slices).
     ``allow_lossy`` accepts lossy-compressed DICOM targets (refused by default). ``cache_draws`` > 0 keeps that
     many whole-slice simulations per slice in memory and crops patches from them (for slow simulators such as CT).
+    ``lesion_prob`` > 0 adds small low-contrast disks (``lesion_contrast`` in physical units, either sign;
+    ``lesion_radius`` in pixels) to input and target of that share of training patches, so a denoiser learns to keep
+    them (CT only: :mod:`medir.data.lesions`).
     ``labelled``: ``root/images`` and ``root/labels`` with matching file names (integer label maps), for
     segmentation methods; ``preset`` maps the images to the network, labels move with them (nearest only).
     ``allinone``: MRI 4x SR, low-dose CT and low-count PET simulated from phantoms, balanced per batch, with task
@@ -78,6 +81,9 @@ class DatasetConfig:
     allow_lossy: bool = False
     cache_draws: int = 0
     augment: bool = True
+    lesion_prob: float = 0.0
+    lesion_contrast: tuple[float, float] = (10.0, 60.0)
+    lesion_radius: tuple[float, float] = (1.5, 6.0)
     max_items: int | None = None
     seed: int = 0
 
