@@ -167,6 +167,11 @@ def claim_pairs_folder(out: Path, settings: dict, *, resume: bool, force: bool) 
 
     from medir.engine.atomic import atomic_write_text
 
+    if out.is_symlink() and not out.exists():
+        raise MedirError(f"{out} is a link to a missing folder ({out.readlink()}): create that folder or choose "
+                         "another output")
+    if out.exists() and not out.is_dir():
+        raise MedirError(f"{out} is a file, not a folder: choose another output folder")
     record = out / PAIRS_SETTINGS
     held = any((out / split).is_dir() and any((out / split).rglob("*.npz")) for split in ("train", "val", "test"))
     if held and not force:

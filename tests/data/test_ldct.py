@@ -59,3 +59,15 @@ def test_a_pairs_folder_is_refused_before_work_unless_resumed_with_the_same_sett
         claim_pairs_folder(tmp_path, {**settings, "realizations": 10}, resume=True, force=False)
     claim_pairs_folder(tmp_path, {**settings, "realizations": 10}, resume=False, force=True)
     assert (tmp_path / "train" / "lq" / "a_r0.npz").read_bytes() == b"pair"  # claiming never touches the pairs
+
+
+def test_a_pairs_folder_that_is_a_dangling_link_or_a_file_is_refused_in_words(tmp_path):
+    from medir.data.ldct import claim_pairs_folder
+
+    link = tmp_path / "pairs"
+    link.symlink_to(tmp_path / "missing")
+    with pytest.raises(MedirError, match="missing folder"):
+        claim_pairs_folder(link, {}, resume=False, force=False)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(MedirError, match="is a file"):
+        claim_pairs_folder(tmp_path / "file", {}, resume=False, force=True)
