@@ -406,7 +406,7 @@ def build_train_set(cfg, *, seed: int, simulate: Simulate | None = None) -> torc
     source = build_source(cfg, "data.train", simulate=simulate)
     preset = get_preset(cfg.preset)
     lesions = None
-    if cfg.lesion_prob > 0:
+    if cfg.lesion_prob != 0:  # a negative or > 1 value is refused by LesionAugment
         lesions = LesionAugment(prob=cfg.lesion_prob, contrast=tuple(cfg.lesion_contrast),
                                 radius=tuple(cfg.lesion_radius), tissue=preset.eval_window or (-np.inf, np.inf))
     return PatchDataset(source, preset, patch_size=cfg.patch_size, augment=cfg.augment, seed=seed,

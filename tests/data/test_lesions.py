@@ -66,5 +66,8 @@ def test_config_turns_lesions_on_for_ct_and_refuses_counts_and_bad_settings(tmp_
                                       lesion_prob=0.5), seed=0)
     with pytest.raises(ConfigError, match="lesion_prob"):
         LesionAugment(prob=1.5)
+    with pytest.raises(ConfigError, match="lesion_prob"):
+        build_train_set(DatasetConfig(kind="paired", root=str(tmp_path), preset="ct-soft", patch_size=32,
+                                      lesion_prob=-0.1), seed=0)
     with pytest.raises(ConfigError, match="lesion_radius"):
         LesionAugment(prob=0.5, radius=(4.0, 2.0))
