@@ -9,16 +9,13 @@ erases it; false hot spots per lesion-free image; PSNR / SSIM in [-160, 240] HU,
     OMP_NUM_THREADS=1 python benchmarks/ct_lesions.py --model ct-ldct-nafnet [--model runs/X/model_best] [--bm3d]
 
 Each ``--model`` (a shipped name or a model folder) is run as ``medir restore`` runs it (its card's self-ensemble
-default; ``--no-ensemble`` for one pass). ``--bm3d`` adds BM3D with its sigma tuned per image against the reference.
+default; ``--no-ensemble`` for one pass). ``--bm3d`` adds BM3D with its sigma tuned per image against the reference
+(its tuning is not timed, as in ``medir benchmark``).
 """
 
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
-
-import numpy as np
 
 
 def main() -> None:
@@ -35,48 +32,28 @@ def main() -> None:
 
     import torch
 
-    from medir.benchmark.contenders import baseline_contender
-    from medir.benchmark.scoring import hallucination, score
+    from medir.benchmark.contenders import Contender, baseline_contender, input_contender, model_file_restorer
+    from medir.benchmark.scoring import run_contender, summarize
     from medir.benchmark.suites import SUITES, test_set
-    from medir.engine.inference import restore_image
-    from medir.engine.modelfile import load_model
-    from medir.io import Image, ImageMeta
 
     torch.set_grad_enabled(False)
     suite = SUITES["ct"]
     cases = test_set("ct", per_kind=args.per_kind, size=args.size, seed=args.seed)
-    restorers = {"input": lambda case: case.lq}
-    for name in args.model:
-        model, card = load_model(name)
-        ensemble = False if args.no_ensemble else None
-
-        def restore(case, model=model, card=card, ensemble=ensemble):
-            meta = ImageMeta(modality="CT", units="HU", spacing=(1.0, 1.0))
-            return restore_image(Image(case.lq.copy(), meta), model, card, tile=None, ensemble=ensemble).array
-
-        restorers[name] = restore
+    contenders = [input_contender()]
+    ensemble = False if args.no_ensemble else None
+    contenders += [Contender(name, name, "model", model_file_restorer(name, suite, ensemble=ensemble))
+                   for name in args.model]
     if args.bm3d:
-        bm3d = baseline_contender("bm3d", suite)
-
-        def tuned(case):
-            bm3d.tune(case)
-            return bm3d.restore(case)
-
-        restorers["BM3D (tuned)"] = tuned
+        contenders.append(baseline_contender("bm3d", suite))
 
     print(f"{len(cases)} cases ({args.per_kind} lesion-free, {args.per_kind} with +30 HU lesions), "
           f"{args.size} x {args.size} at 1 mm, 1/20 dose; PSNR/SSIM in [-160, 240] HU (data range 400)\n")
-    print("| method | PSNR (dB) | SSIM | lesion CR | false hot spots / image | s / case |")
+    print("| method | PSNR (dB) | SSIM | lesion CR | false hot spots / image | s / case (restore only) |")
     print("|---|---|---|---|---|---|")
-    for name, restore in restorers.items():
-        rows, start = [], time.perf_counter()
-        for case in cases:
-            pred = restore(case)
-            rows.append({**score(pred, case, suite), **hallucination(pred, case, suite)})
-        seconds = (time.perf_counter() - start) / len(cases)
-        mean = {k: np.mean([r[k] for r in rows if k in r]) for k in ("psnr", "ssim", "cr", "hot_spots")}
-        print(f"| {name} | {mean['psnr']:.2f} | {mean['ssim']:.4f} | {mean['cr']:.2f} | {mean['hot_spots']:.1f} | "
-              f"{seconds:.2f} |", flush=True)
+    for contender in contenders:
+        mean = {k: v[0] for k, v in summarize(run_contender(contender, cases, suite).rows).items()}
+        print(f"| {contender.label} | {mean['psnr']:.2f} | {mean['ssim']:.4f} | {mean['cr']:.2f} | "
+              f"{mean['hot_spots']:.1f} | {mean['seconds']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -106,8 +106,9 @@ def baseline_contender(name: str, suite: Suite) -> Contender:
 # --- trained and shipped models ---------------------------------------------------------------------------
 
 
-def model_file_restorer(path: Path, suite: Suite) -> Restore:
-    """A medir model file run as ``medir restore`` runs it (whole slice, physical units in and out)."""
+def model_file_restorer(path: Path, suite: Suite, *, ensemble: bool | None = None) -> Restore:
+    """A medir model file run as ``medir restore`` runs it (whole slice, physical units in and out); ``ensemble``
+    None follows the card's self-ensemble default, as ``medir restore`` does, False is ``--no-ensemble``."""
     from medir.engine.inference import restore_image
     from medir.engine.modelfile import load_model
     from medir.io import Image, ImageMeta
@@ -116,7 +117,7 @@ def model_file_restorer(path: Path, suite: Suite) -> Restore:
 
     def restore(case: Case) -> np.ndarray:
         meta = ImageMeta(modality=suite.modality, units=suite.units)
-        return restore_image(Image(case.lq.copy(), meta), model, card, tile=None).array
+        return restore_image(Image(case.lq.copy(), meta), model, card, tile=None, ensemble=ensemble).array
 
     return restore
 
