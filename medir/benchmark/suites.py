@@ -7,11 +7,13 @@ A suite is simulated offline from anatomy that ships inside packages (no downloa
   window. Training and test slices come from disjoint template slices (:data:`medir.data.ldct.PSEUDO_SPLIT`).
   Regions come from the noiseless reference: air (< -300 HU), soft tissue, bone (> 200 HU); lesion cases get
   hyperdense disks (+``CT_LESION_HU``, 3-6 mm radius) in brain tissue before the noise is inserted.
-- ``pet``: low-count brain FDG PET/MR (:func:`medir.data.phantoms.brain_slice`, split by subject): high count with the
-  ``mfdiff-high`` protocol, low count at 5e6 x 1/12 counts per slice (DiffCode's 12x dose reduction), both by
-  attenuation-corrected FBP, as :mod:`medir.data.allinone`; the T1 MR comes with each slice (for MFdiff). Regions:
-  the phantom's labels (CSF, grey, white matter, lesion); lesion cases carry hot lesions (2x local uptake, radius
-  6-10 mm).
+- ``pet``: low-count brain FDG PET/MR (:func:`medir.data.phantoms.brain_slice`, split by subject) simulated on the
+  whole slice at 2 mm (256 mm field of view, 128 x 128) as the shipped PET models' data (:mod:`medir.data.petmr`):
+  high count with the ``mfdiff-high`` protocol, low count at 5e6 x 1/12 counts per slice (DiffCode's 12x dose
+  reduction) with the ``mfdiff-low`` PSF, both attenuation-corrected OSEM (the clinical reconstruction); then the
+  ``size`` x ``size`` window around the lesions (central without lesions). The T1 MR comes with each slice (for
+  MFdiff). Regions: the phantom's labels (CSF, grey, white matter, lesion); lesion cases carry hot lesions (2x local
+  uptake, radius 6-10 mm).
 
 Every test set has lesion-free cases (for the hallucination count) and lesion cases (for contrast recovery).
 """
@@ -29,7 +31,8 @@ CT_PIXEL_MM = 1.0
 CT_DOSE = 0.05  # 1/20 of the reference dose: about 10 HU of noise in the brain at 1 mm
 PET_FULL_COUNTS = 5e6
 PET_DOSE = 1.0 / 12.0
-PET_LESION_RADIUS_MM = (6.0, 10.0)  # at least 1.5 pixels of 4 mm on the quick 64 x 64 grid
+PET_PIXEL_MM = 2.0  # every PET case is simulated on the whole slice at 2 mm (the shipped PET models' pixel size)
+PET_LESION_RADIUS_MM = (6.0, 10.0)
 
 
 @dataclass
@@ -90,7 +93,7 @@ SUITES: dict[str, Suite] = {
         modality="PT", units="activity (a.u.)", preset="pet-counts", window=None,
         region_names={1: "CSF", 2: "grey matter", 3: "white matter", 4: "lesion"},
         methods=(*BASELINES, "supervised", "rat", "lrformer", "spdvfm", "diffcode", "mfdiff", "shipped"),
-        description="brain FDG phantom (MNI template, split by subject), FBP at 5e6/12 counts per slice",
+        description="brain FDG phantom (MNI template, split by subject) at 2 mm, OSEM at 5e6/12 counts per slice",
         search_labels=(1, 2, 3, 4)),
 }
 
@@ -173,10 +176,24 @@ def _ct_cases(split: str, *, count: int, size: int, seed: int, lesions: bool) ->
 # --- PET --------------------------------------------------------------------------------------------------
 
 
+def _lesion_window(lesion: np.ndarray, size: int) -> tuple[slice, slice]:
+    """The ``size`` x ``size`` window centred on the lesions' centroid (the central window without lesions), kept
+    inside the image."""
+    if not lesion.any():
+        return _centre(lesion.shape, size)
+    cy, cx = (int(round(c)) for c in np.argwhere(lesion).mean(axis=0))
+    y0 = min(max(cy - size // 2, 0), lesion.shape[0] - size)
+    x0 = min(max(cx - size // 2, 0), lesion.shape[1] - size)
+    return slice(y0, y0 + size), slice(x0, x0 + size)
+
+
 def _pet_cases(split: str, *, count: int, size: int, seed: int, lesions: bool) -> list[Case]:
-    from medir.data.phantoms import brain_slice, make_subject, split_subjects, subject_slices
+    """Whole slices at ``PET_PIXEL_MM`` (whatever ``size``), OSEM as the shipped PET models' data; then the window of
+    ``size`` pixels around the lesions (central when there are none)."""
+    from medir.data.phantoms import FOV_MM, brain_slice, make_subject, split_subjects, subject_slices
     from medir.physics.pet import simulate_pet_lowcount
 
+    grid = max(size, round(FOV_MM / PET_PIXEL_MM))
     subjects = [make_subject(s) for s in split_subjects(split)]
     zs = subject_slices(count + 2)[1:-1]  # one slice per case, leaving out the nearly empty first and last
     cases = []
@@ -184,14 +201,16 @@ def _pet_cases(split: str, *, count: int, size: int, seed: int, lesions: bool) -
         subject, z = subjects[k % len(subjects)], zs[k % len(zs)]
         g = torch.Generator().manual_seed(seed * 7 + k)
         angle = float(torch.rand(1, generator=g)) * 15.0
-        s = brain_slice(z, size=size, subject=subject, angle_deg=angle, hot_lesions=2 if lesions else 0,
+        s = brain_slice(z, size=grid, subject=subject, angle_deg=angle, hot_lesions=2 if lesions else 0,
                         lesion_radius_mm=PET_LESION_RADIUS_MM, generator=torch.Generator().manual_seed(subject.seed * 1009 + z + seed))
         x, mu = s.activity[None], s.mu_map[None]
-        common = dict(generator=g, mu_map=mu, pixel_size_mm=s.pixel_size_mm, recon="fbp")
+        common = dict(generator=g, mu_map=mu, pixel_size_mm=s.pixel_size_mm, recon="osem")
         low = simulate_pet_lowcount(x, protocol="mfdiff-low", counts=PET_FULL_COUNTS, dose=PET_DOSE, **common)
         high = simulate_pet_lowcount(x, protocol="mfdiff-high", **common)
         lesion = s.lesion_mask[0].numpy() > 0
+        window = _lesion_window(lesion, size)
         cases.append(Case(f"pet_{split}_s{subject.seed}_z{z:03d}_{'lesion' if lesions else 'clean'}_{k}",
-                          low[0, 0].numpy().astype(np.float32), high[0, 0].numpy().astype(np.float32),
-                          s.labels[0].numpy().astype(np.int64), lesion, aux=s.mr[0].numpy().astype(np.float32)))
+                          low[0, 0].numpy()[window].astype(np.float32), high[0, 0].numpy()[window].astype(np.float32),
+                          s.labels[0].numpy()[window].astype(np.int64), lesion[window],
+                          aux=s.mr[0].numpy()[window].astype(np.float32)))
     return cases

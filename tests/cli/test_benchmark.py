@@ -147,3 +147,18 @@ def test_shipped_models_join_their_suite_and_guided_ones_get_the_mr():
     assert y.shape == pet.shape and np.isfinite(y).all()
     flat = guided.restore(Case("x", pet, pet, regions, lesion, aux=np.full_like(mr, 100.0)))
     assert not np.allclose(flat, y)  # the MR is really an input
+
+
+def test_pet_cases_are_simulated_whole_at_2_mm_whatever_their_size():
+    """A small PET case is a window of the full-size one (same slice, same noise draw), not a coarser image; lesion
+    cases keep their lesions inside the window."""
+    from medir.benchmark.suites import make_cases
+
+    small = make_cases("pet", "test", count=1, size=32, seed=3)[0]
+    full = make_cases("pet", "test", count=1, size=128, seed=3)[0]
+    assert small.lq.shape == (32, 32) and full.lq.shape == (128, 128)
+    np.testing.assert_array_equal(small.lq, full.lq[48:80, 48:80])
+    np.testing.assert_array_equal(small.hq, full.hq[48:80, 48:80])
+    np.testing.assert_array_equal(small.aux, full.aux[48:80, 48:80])
+    with_lesions = make_cases("pet", "test", count=1, size=32, seed=3, lesions=True)[0]
+    assert with_lesions.has_lesions and (with_lesions.regions[with_lesions.lesion] == 4).all()
