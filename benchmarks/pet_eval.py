@@ -191,7 +191,8 @@ def main() -> None:
         raise SystemExit("--update-card needs the whole test set: drop --limit and --stride")
     picked = list(range(0, n, max(1, args.stride)))
     n = len(picked)
-    masks = lesion_masks("test")
+    size = data["hq"].shape[-1]
+    masks = lesion_masks("test", size)
     rows, model_seconds = [], 0.0
     for i in picked:
         label, lq, hq, mr = str(data["names"][i]), data["lq"][i, 0], data["hq"][i, 0], data["mr"][i, 0]
@@ -214,7 +215,8 @@ def main() -> None:
               f" NLM {row['nlm']['psnr']:.2f} BM3D {row['bm3d']['psnr']:.2f}"
               + (f" model {row['model']['psnr']:.2f}" if model is not None else ""), flush=True)
     methods = list(METHODS) + ([("model", f"medir {card.arch} ({args.model})")] if model is not None else [])
-    print(f"\n{n} held-out test slices (2 test subjects, whole brain), 128 x 128 at 2 mm; activity units (a.u.)")
+    print(f"\n{n} held-out test slices (2 test subjects, whole brain), {size} x {size} at {256 / size:g} mm; "
+          "activity units (a.u.)")
     print("PSNR/SSIM: data range = per-image target max - min; NMSE = ||x - y||^2 / ||y||^2; mean ± std over slices")
     print(f"MFdiff paper's low-dose input (Table 1): {PAPER_INPUT['psnr']} dB / NMSE {PAPER_INPUT['nmse']}")
     summary(rows, methods)

@@ -366,15 +366,30 @@ def dataset_files(cfg, name: str) -> list[tuple[Path, ...]]:
         if missing:
             raise ConfigError(f"{name}: {len(missing)} files in {cfg.manifest} do not exist (first: {missing[0]})")
         return rows
-    root = Path(cfg.root)
-    if not root.is_dir():
-        raise ConfigError(f"{name}.root {root} is not a folder: check the path in the config")
-    if cfg.kind == "paired":
-        return find_pairs(root)
-    files = [(p,) for p in image_files(root)]
-    if not files:
-        raise ConfigError(f"no images in {root}: add PNG, TIFF, NPY, NIfTI or DICOM high-quality images")
+    files = []
+    for root in roots(cfg, name):
+        if cfg.kind == "paired":
+            files += find_pairs(root)
+            continue
+        found = [(p,) for p in image_files(root)]
+        if not found:
+            raise ConfigError(f"no images in {root}: add PNG, TIFF, NPY, NIfTI or DICOM high-quality images")
+        files += found
     return files
+
+
+def roots(cfg, name: str) -> list[Path]:
+    """The folder(s) ``cfg.root`` names, each checked to exist; a folder listed twice is refused (its images would
+    count double)."""
+    listed = [cfg.root] if isinstance(cfg.root, str) else list(cfg.root or [])
+    out = [Path(r) for r in listed]
+    for root in out:
+        if not root.is_dir():
+            raise ConfigError(f"{name}.root {root} is not a folder: check the path in the config")
+    resolved = [r.resolve() for r in out]
+    if len(set(resolved)) != len(resolved):
+        raise ConfigError(f"{name}.root lists a folder twice: give each folder once")
+    return out
 
 
 def build_source(cfg, name: str, *, simulate: Simulate | None = None) -> PairSource:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from medir.data.augment import random_dihedral
-from medir.data.datasets import centre_crop, image_files, paired_crop, read_slices, sample_rngs, to_network
+from medir.data.datasets import centre_crop, image_files, paired_crop, read_slices, roots, sample_rngs, to_network
 from medir.data.intensity import IntensityPreset, get_preset
 from medir.errors import ConfigError
 
@@ -78,7 +78,10 @@ class _Guided:
         self.aux_name = str(cfg.params.get("aux", "mr"))
         self.guide = aux_preset(self.aux_name)
         self.preset = get_preset(cfg.preset)
-        self.lq, self.hq, self.aux = load_guided(cfg.root, self.aux_name, name)
+        self.lq, self.hq, self.aux = [], [], []
+        for root in roots(cfg, name):
+            for pooled, part in zip((self.lq, self.hq, self.aux), load_guided(root, self.aux_name, name)):
+                pooled += part
         self.channels = int(self.hq[0].shape[0])
         self.in_channels = self.channels + int(self.aux[0].shape[0])
         self.scale = 1

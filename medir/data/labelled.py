@@ -161,6 +161,8 @@ def read_config_slices(cfg, name: str) -> LabelledSlices:
         raise ConfigError(f"{name}: labelled data needs 'root' (a folder with images/ and labels/), not a manifest")
     if cfg.params:
         raise ConfigError(f"{name}.params is set but labelled data is not simulated: remove it")
+    if not isinstance(cfg.root, str):
+        raise ConfigError(f"{name}.root lists several folders: labelled data takes one folder with images/ and labels/")
     root = Path(cfg.root)
     if not root.is_dir():
         raise ConfigError(f"{name}.root {root} is not a folder: check the path in the config")

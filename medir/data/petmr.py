@@ -11,13 +11,15 @@ lesion per slice, subjects = random smooth warps of the template, split by subje
   the models meet a range of count levels), exactly 1 for the held-out test set (MFdiff's protocol);
 - the co-registered T1 MR of the same slice (``mr``), without the lesions (MR does not see them).
 
-Images are 128 x 128 at 2 mm (256 mm field of view), rotated 0-15 degrees; values in the phantom's activity
+Images are 128 x 128 at 2 mm (256 mm field of view; ``--size 64``: the same items on 64 x 64 pixels of 4 mm, the
+usual grid of whole-body PET), rotated 0-15 degrees; values in the phantom's activity
 units (a.u.; grey matter 4). Split by subject: train = the first 8 of the 16 ``train`` subjects (12 slices each over
 the whole brain; the generation is slow on a shared CPU), val = the 2 ``val`` subjects
 (model selection / monitoring), test = the 2 ``test`` subjects (held out, ``TEST_SLICES`` slices each spread over
 the whole brain).
 
     python -m medir.data.petmr data/pet      # data/pet/{train,val,test}/{lq,hq,mr}/NAME.npy
+    python -m medir.data.petmr data/pet4mm --size 64
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medir.data.phantoms import brain_slice, make_subject, split_subjects, subject_slices
+from medir.data.phantoms import FOV_MM, brain_slice, make_subject, split_subjects, subject_slices
 from medir.errors import MedirError
 
-SIZE = 128
+SIZE = 128     # pixels over the 256 mm field of view: 2 mm (``--size 64``: 4 mm, as whole-body PET)
 TRAIN_COUNT_SCALE = (0.5, 4.0)   # x mfdiff-low counts, log-uniform (1.1e5 to 1.2e6 counts per slice)
 SPLITS = {  # split -> (axial slices per subject, rotations per slice, count factor range, subjects)
     "train": (12, 1, TRAIN_COUNT_SCALE, 8),   # the first 8 of the phantom's 16 train subjects (CPU budget)
@@ -52,7 +54,7 @@ def split_items(split: str) -> list[tuple[int, int, int]]:
 CHUNK = 8  # items simulated together (batched OSEM is about twice as fast per item)
 
 
-def chunk_phantoms(items: list[tuple[int, int, int]], *, split: str, chunk_index: int):
+def chunk_phantoms(items: list[tuple[int, int, int]], *, split: str, chunk_index: int, size: int = SIZE):
     """The phantom slices of a chunk (true activity, lesion masks, MR), its generator (ready for the noise draws)
     and its count factor; cheap (no simulation), so evaluations can recover the lesion masks of stored items."""
     g = torch.Generator().manual_seed(SEEDS[split] * 1_000_003 + chunk_index)
@@ -62,33 +64,34 @@ def chunk_phantoms(items: list[tuple[int, int, int]], *, split: str, chunk_index
     for subject_seed, z, _ in items:
         angle = float(torch.rand(1, generator=g)) * 15.0
         lesion_gen = torch.Generator().manual_seed(subject_seed * 1009 + z)  # the subject's lesions at this slice
-        slices.append(brain_slice(z, size=SIZE, angle_deg=angle, hot_lesions=1, cold_lesions=1,
+        slices.append(brain_slice(z, size=size, angle_deg=angle, hot_lesions=1, cold_lesions=1,
                                   subject=make_subject(subject_seed), generator=lesion_gen))
     return slices, g, factor
 
 
-def lesion_masks(split: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Item name -> (hot, cold) lesion masks ``(SIZE, SIZE)`` bool of every item of ``split`` (PET-only lesions:
+def lesion_masks(split: str, size: int = SIZE) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Item name -> (hot, cold) lesion masks ``(size, size)`` bool of every item of ``split`` (PET-only lesions:
     hot = twice the local uptake, cold = a quarter; a mask may be empty when the rotation or the slice loses it)."""
     items, out = split_items(split), {}
     for c in range(0, len(items), CHUNK):
         chunk = items[c:c + CHUNK]
-        for it, s in zip(chunk, chunk_phantoms(chunk, split=split, chunk_index=c // CHUNK)[0]):
+        for it, s in zip(chunk, chunk_phantoms(chunk, split=split, chunk_index=c // CHUNK, size=size)[0]):
             lesion = (s.lesion_mask[0] > 0.5).numpy()
             hot = lesion & (s.activity[0].numpy() >= 1.5)  # hot: 8 (grey) or 2 (white); cold: 1 or 0.25
             out[item_name(*it)] = (hot, lesion & ~hot)
     return out
 
 
-def simulate_chunk(items: list[tuple[int, int, int]], *, split: str, chunk_index: int) -> list[dict[str, np.ndarray]]:
-    """Items ``{"lq", "hq", "mr"}``, each ``(1, SIZE, SIZE)`` float32; a pure function of the arguments.
+def simulate_chunk(items: list[tuple[int, int, int]], *, split: str, chunk_index: int,
+                   size: int = SIZE) -> list[dict[str, np.ndarray]]:
+    """Items ``{"lq", "hq", "mr"}``, each ``(1, size, size)`` float32; a pure function of the arguments.
 
     Each item has its own rotation and its own counts (uniform in mfdiff-low's range); the count factor
     (log-uniform in the split's range) is shared by the chunk.
     """
     from medir.physics.pet import simulate_pet_lowcount
 
-    slices, g, factor = chunk_phantoms(items, split=split, chunk_index=chunk_index)
+    slices, g, factor = chunk_phantoms(items, split=split, chunk_index=chunk_index, size=size)
     x = torch.stack([s.activity for s in slices])
     mu = torch.stack([s.mu_map for s in slices])
     pixel = slices[0].pixel_size_mm
@@ -101,7 +104,7 @@ def item_name(subject_seed: int, z: int, rotation: int) -> str:
     return f"s{subject_seed:05d}_z{z:03d}_r{rotation}.npy"
 
 
-def write_split(root: Path, split: str, *, force: bool = False) -> int:
+def write_split(root: Path, split: str, *, force: bool = False, size: int = SIZE) -> int:
     """Write every missing chunk of ``split`` under ``root/split/{lq,hq,mr}/``; return how many items were written."""
     from medir.engine.atomic import atomic_write_bytes
 
@@ -115,7 +118,7 @@ def write_split(root: Path, split: str, *, force: bool = False) -> int:
         names = [item_name(*it) for it in chunk]
         if not force and all((out / k / n).exists() for n in names for k in ("lq", "hq", "mr")):
             continue
-        for name, item in zip(names, simulate_chunk(chunk, split=split, chunk_index=c // CHUNK)):
+        for name, item in zip(names, simulate_chunk(chunk, split=split, chunk_index=c // CHUNK, size=size)):
             for k, arr in item.items():
                 atomic_write_bytes(out / k / name, _npy_bytes(arr.astype(np.float32)), force=True)
             written += 1
@@ -146,9 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", type=Path, help="output folder, e.g. data/pet")
     p.add_argument("--splits", nargs="+", default=list(SPLITS), choices=list(SPLITS))
     p.add_argument("--force", action="store_true", help="rewrite existing items")
+    p.add_argument("--size", type=int, default=SIZE,
+                   help=f"pixels over the {FOV_MM} mm field of view (default {SIZE}: 2 mm; 64: 4 mm)")
     args = p.parse_args(argv)
+    if not 32 <= args.size <= 512:
+        p.error(f"--size {args.size} is outside 32-512 pixels ({FOV_MM / 512:g}-{FOV_MM / 32:g} mm)")
     for split in args.splits:
-        n = write_split(args.out, split, force=args.force)
+        n = write_split(args.out, split, force=args.force, size=args.size)
         print(f"{split}: {n} written, {len(split_items(split))} in all under {args.out / split}")
     return 0
 

@@ -48,6 +48,7 @@ class DatasetConfig:
     """Where pairs come from.
 
     ``paired``: ``root/lq`` and ``root/hq`` with matching file names, or ``manifest`` (CSV with columns lq,hq).
+    ``root`` may be a list of folders (paired, simulated and guided data): their images are pooled, in that order.
     ``simulated``: high-quality images under ``root`` (or a CSV ``manifest`` with column hq), degraded on the
     fly by ``medir.physics.simulate(task, x, **params)``. ``rescale`` = (slope, intercept) maps stored values
     to physical units (e.g. PNG grey levels to pseudo-HU) before simulation. ``patch_size`` is the low-quality
@@ -69,7 +70,7 @@ class DatasetConfig:
     """
 
     kind: Literal["paired", "simulated", "labelled", "allinone", "guided"] = "paired"
-    root: str | None = None
+    root: str | list[str] | None = None
     manifest: str | None = None
     task: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
@@ -285,13 +286,17 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
+        errors = {}
         for arg in (a for a in args if a is not type(None)):
             try:
                 return _coerce(value, arg, where)
             except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(errors[-1] if len(errors) == 1 else f"{where} = {value!r} fits none of its types ({tp})")
+                errors[arg] = str(err)
+        sequences = [e for a, e in errors.items() if typing.get_origin(a) in (list, tuple)]
+        if isinstance(value, (list, tuple)) and len(sequences) == 1:
+            raise ConfigError(sequences[0])  # a list given: say what is wrong with it as a list
+        raise ConfigError(next(iter(errors.values())) if len(errors) == 1
+                          else f"{where} = {value!r} fits none of its types ({tp})")
     if origin is Literal:
         if value not in args:
             raise ConfigError(f"{where} = {value!r}: use one of {', '.join(map(str, args))}")
@@ -300,6 +305,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"{where} = {value!r}: give a list of {len(args)} values")
         return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin is list:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ConfigError(f"{where} = {value!r}: give a non-empty list")
+        return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where} = {value!r}: give a mapping of keyword arguments")

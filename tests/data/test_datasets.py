@@ -264,3 +264,23 @@ def test_ct_patches_have_the_noise_of_their_slice(tmp_path):
         stds[mode] = float(np.mean(res))
     assert stds["patch"] / stds["slice"] == pytest.approx(1.0, abs=0.10)
     assert 1.0 < stds["slice"] < 200.0
+
+
+def test_several_roots_pool_their_pairs_and_a_repeated_root_is_refused(paired_root, tmp_path):
+    from medir.data.datasets import dataset_files
+    from medir.engine.config import from_dict
+
+    other = tmp_path / "other"
+    for d in ("lq", "hq"):
+        (other / d).mkdir(parents=True)
+    np.save(other / "hq" / "img0.npy", textured(32, 32, seed=9))  # same name as in paired_root: both are kept
+    np.save(other / "lq" / "img0.npy", textured(32, 32, seed=9))
+    cfg = from_dict({"data": {"train": {"root": [str(paired_root), str(other)], "patch_size": 16}}}).data.train
+    files = dataset_files(cfg, "data.train")
+    assert [p.parent.parent for _, p in files] == [paired_root] * 3 + [other]
+    assert len(build_train_set(cfg, seed=0).source.slices.hq) == 4
+    twice = from_dict({"data": {"train": {"root": [str(other), str(other / ".." / "other")]}}}).data.train
+    with pytest.raises(ConfigError, match="twice"):
+        dataset_files(twice, "data.train")
+    with pytest.raises(ConfigError, match="non-empty list"):
+        from_dict({"data": {"train": {"root": []}}})

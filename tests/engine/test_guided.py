@@ -137,3 +137,35 @@ def test_petmr_items_are_split_by_subject_and_cover_the_brain():
     lo, hi = brain_slice_range()
     z = sorted({z for _, z, _ in split_items("test")})
     assert z[0] == lo and z[-1] == hi - 1 and len(z) == 16
+
+
+def test_guided_data_pools_several_roots(guided_data, tmp_path):
+    from medir.data.guided import GuidedPatchDataset
+
+    second = tmp_path / "second"
+    for d in ("lq", "hq", "mr"):
+        (second / d).mkdir(parents=True)
+    hq, mr = _blobs(np.random.default_rng(5), size=24)  # another grid: pooled slices need not share a size
+    for d, arr in (("hq", hq), ("lq", hq + 1.0), ("mr", mr)):
+        np.save(second / d / "0.npy", arr)
+    cfg = _cfg(guided_data)
+    cfg.root = [str(guided_data), str(second)]
+    ds = GuidedPatchDataset(cfg, seed=0)
+    assert len(ds.hq) == 4 and ds.hq[-1].shape[-1] == 24
+    np.testing.assert_array_equal(ds.lq[-1][0], hq + 1.0)
+
+
+def test_petmr_size_changes_the_grid_not_the_item():
+    """``--size 64`` writes the same slice (subject, z, rotation, lesions) on 4 mm pixels."""
+    from medir.data.petmr import chunk_phantoms, split_items
+
+    items = split_items("test")[:2]
+    fine, _, f_factor = chunk_phantoms(items, split="test", chunk_index=0)
+    coarse, _, c_factor = chunk_phantoms(items, split="test", chunk_index=0, size=64)
+    assert f_factor == c_factor
+    for a, b in zip(fine, coarse):
+        assert a.activity.shape[-1] == 128 and b.activity.shape[-1] == 64
+        assert a.pixel_size_mm == 2.0 and b.pixel_size_mm == 4.0
+        # the coarse activity is the fine one seen on a 2x coarser grid (same anatomy, same lesions)
+        pooled = torch.nn.functional.avg_pool2d(a.activity[None], 2)[0]
+        assert torch.corrcoef(torch.stack([pooled.flatten(), b.activity.flatten()]))[0, 1] > 0.9
