@@ -141,26 +141,31 @@ def means(rows: list[dict], m: str) -> dict[str, float]:
             for s, f in (("", np.mean), ("_std", np.std))}
 
 
-def update_card(path: str, rows: list[dict], per_slice_s: float, bm3d_s: float) -> None:
+def update_card(path: str, rows: list[dict], per_slice_s: float, bm3d_s: float, *, data: Path, size: int) -> None:
     """Write the held-out summary into ``path/config.json`` (atomically): flat numbers (``medir models`` prints them)
-    and one line naming the command; the full table goes in the README."""
+    and one line naming the command; the full table goes in the README. The standard 2 mm set (128 x 128) fills
+    ``test_*`` and ``held_out``; another grid its own keys (``test4mm_*``, ``held_out_4mm``), leaving those alone."""
     from medir.engine.atomic import atomic_write_text
     from medir.engine.modelfile import CONFIG, load_card, resolve_model_path
 
     directory = resolve_model_path(path)
     card = load_card(directory)
-    for key in [k for k in card.metrics if k.startswith("test_") or k == "held_out"]:
+    tag = "" if size == 128 else f"{256 / size:g}mm"
+    prefix, held_key = (f"test{tag}_", f"held_out_{tag}") if tag else ("test_", "held_out")
+    for key in [k for k in card.metrics if k.startswith(prefix) or k == held_key]:
         del card.metrics[key]
-    for m, tag in (("model", ""), ("input", "_input"), ("bm3d", "_bm3d")):
-        card.metrics.update({f"test_{k}{tag}": round(v, 4) for k, v in means(rows, m).items() if not k.endswith("_std")})
+    for m, suffix in (("model", ""), ("input", "_input"), ("bm3d", "_bm3d")):
+        card.metrics.update({f"{prefix}{k}{suffix}": round(v, 4) for k, v in means(rows, m).items()
+                             if not k.endswith("_std")})
     for k in ("hot", "cold"):
-        card.metrics[f"test_lesion_{k}"] = round(float(np.nanmean([r["lesions"]["model"][k] for r in rows])), 3)
-    card.metrics["test_seconds_per_slice"] = round(per_slice_s, 3)
-    card.metrics["held_out"] = (f"OMP_NUM_THREADS=1 python benchmarks/pet_eval.py --model {path}: {len(rows)} slices "
-                                "of the 2 test subjects (python -m medir.data.petmr data/pet), mfdiff-low input; "
-                                "activity a.u.; PSNR/SSIM data range = per-image target max - min; bm3d = BM3D with "
-                                "sigma tuned per image against the target; lesion = output/target mean in PET-only "
-                                "lesions")
+        card.metrics[f"{prefix}lesion_{k}"] = round(float(np.nanmean([r["lesions"]["model"][k] for r in rows])), 3)
+    card.metrics[f"{prefix}seconds_per_slice"] = round(per_slice_s, 3)
+    card.metrics[held_key] = (f"OMP_NUM_THREADS=1 python benchmarks/pet_eval.py --model {path} --data {data}: "
+                              f"{len(rows)} slices of the 2 test subjects (python -m medir.data.petmr {data}"
+                              f"{'' if size == 128 else f' --size {size}'}), {size} x {size} at {256 / size:g} mm, "
+                              "mfdiff-low input; activity a.u.; PSNR/SSIM data range = per-image target max - min; "
+                              "bm3d = BM3D with sigma tuned per image against the target; lesion = output/target mean "
+                              "in PET-only lesions")
     atomic_write_text(directory / CONFIG, card.to_json())
 
 
@@ -234,7 +239,7 @@ def main() -> None:
         print(f"\nseconds per slice: model {per:.3f}; BM3D grid ({len(NOISE_GRID)}+ runs) {bm3d_s:.2f} "
               f"({bm3d_s / per:.0f}x the model{'; BM3D timed by the run that filled --cache' if args.cache else ''})")
         if args.update_card:
-            update_card(args.model, rows, per, float(bm3d_s))
+            update_card(args.model, rows, per, float(bm3d_s), data=args.data, size=size)
             print(f"held-out metrics written to {args.model}/config.json")
 
 
