@@ -17,6 +17,9 @@ against the reference are kept (each on its own).
 ``--val FOLDER`` scores the model instead on a paired folder of training-type data (``lq/``, ``hq/``: e.g.
 ``data/ldct3/val`` from ``python -m medir.data.ldct``), the set to choose a checkpoint on without the test slices.
 
+``--kernel shepp-logan`` (or another FBP window) inserts noise of another texture than the training data's Hann
+(a robustness probe: scanners reconstruct with their own kernels).
+
 ``--cache FILE`` keeps the classical oracles' scores (they do not depend on the model) in a JSON file;
 ``--baselines-only`` fills it without a model; ``--ensemble`` scores the model's 8x dihedral self-ensemble (the mean
 of ``medir restore --ensemble`` / ``--uncertainty``) beside its plain output.
@@ -37,6 +40,7 @@ from medir.engine.inference import restore_image, restore_with_uncertainty
 from medir.engine.modelfile import load_model
 from medir.io import Image, ImageMeta
 from medir.metrics import psnr, rmse, ssim
+from medir.physics.projector import FILTER_WINDOWS
 
 WINDOW = (-160.0, 240.0)
 HELD_OUT = ("J2K_pixelrep_mismatch.dcm", "CT_small.dcm")
@@ -81,9 +85,11 @@ def oracle(make, lq: np.ndarray, hq: np.ndarray, sigma: float) -> tuple[dict[str
             {"psnr": best_p, "ssim": best_s})
 
 
-def held_out_pairs(draws: int, extra: Path | None = None) -> list[tuple[str, np.ndarray, np.ndarray, float]]:
+def held_out_pairs(draws: int, extra: Path | None = None, *,
+                   kernel: str = "hann") -> list[tuple[str, np.ndarray, np.ndarray, float]]:
     """(label, low-dose, reference, pixel mm) for every held-out real slice (``HELD_OUT``, then the test files of
-    ``extra``, a :mod:`medir.data.ct_sources` folder), dose level and draw."""
+    ``extra``, a :mod:`medir.data.ct_sources` folder), dose level and draw; ``kernel``: the FBP filter window of the
+    inserted noise (its texture; the scan's own dose is measured with the same window)."""
     from medir.data.ct_sources import source_slices
     from medir.data.ldct import TEST_FRACTIONS, low_dose, real_ct, scan_dose_of
 
@@ -91,10 +97,10 @@ def held_out_pairs(draws: int, extra: Path | None = None) -> list[tuple[str, np.
     images += source_slices(extra, "test") if extra is not None else []
     pairs = []
     for k, (name, image) in enumerate(images):
-        dose = scan_dose_of(image, True)
+        dose = scan_dose_of(image, True, window=kernel)
         fractions = [f for f in TEST_FRACTIONS.values() for _ in range(draws)]
         tags = [f"{t}{d}" for t in TEST_FRACTIONS for d in range(draws)]
-        lows = low_dose(image, fractions, scan_dose=dose, seed=5000 + k)
+        lows = low_dose(image, fractions, scan_dose=dose, seed=5000 + k, window=kernel)
         for tag, low in zip(tags, lows):
             pairs.append((f"{name}_{tag}", low, image.array.astype(np.float32), float(image.meta.spacing[-1])))
     return pairs
@@ -171,6 +177,9 @@ def main() -> None:
     p.add_argument("--val", type=Path, help="score the model on this paired folder (lq/, hq/) instead")
     p.add_argument("--extra", type=Path, help="also hold out the test files of this folder of extra real CT "
                                               "(medir.data.ct_sources: bash scripts/fetch_ct_sources.sh data/ct_sources)")
+    p.add_argument("--kernel", default="hann", choices=FILTER_WINDOWS,
+                   help="FBP filter window of the inserted noise (its texture; default hann, the training data's); "
+                        "give another --cache per kernel")
     args = p.parse_args()
     if args.val:
         validation(args.val, *load_model(args.model), ensemble=args.ensemble)
@@ -178,7 +187,7 @@ def main() -> None:
     cache = json.loads(args.cache.read_text()) if args.cache and args.cache.exists() else {}
     model, card = (None, None) if args.baselines_only else load_model(args.model)
     rows, model_seconds = [], 0.0
-    for label, lq, hq, pixel in held_out_pairs(args.draws, args.extra):
+    for label, lq, hq, pixel in held_out_pairs(args.draws, args.extra, kernel=args.kernel):
         sigma = float((lq - hq)[hq > -500].std())
         if label not in cache:
             cache[label] = classical(lq, hq, sigma)

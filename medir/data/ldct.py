@@ -126,27 +126,30 @@ def pixel_of(image: Image) -> float:
     return float(image.meta.spacing[-1]) if image.meta.spacing else 1.0
 
 
-def scan_dose_of(image: Image, is_real: bool) -> float | None:
-    """The scan's own dose relative to the reference (real scans, from their noise), None for noiseless phantoms."""
+def scan_dose_of(image: Image, is_real: bool, *, window: str = "hann") -> float | None:
+    """The scan's own dose relative to the reference (real scans, from their noise), None for noiseless phantoms;
+    ``window``: the FBP filter window the noise is reconstructed with (the same as the insertion's)."""
     from medir.physics.ct_noise import estimate_scan_dose
 
     if not is_real:
         return None
-    dose = estimate_scan_dose(image.array.astype(np.float32), pixel_mm=pixel_of(image))
+    dose = estimate_scan_dose(image.array.astype(np.float32), pixel_mm=pixel_of(image), window=window)
     if not math.isfinite(dose):
         raise MedirError("cannot estimate the dose of a slice without flat soft tissue")
     return dose
 
 
-def low_dose(image: Image, fractions: list[float], *, scan_dose: float | None, seed: int) -> np.ndarray:
+def low_dose(image: Image, fractions: list[float], *, scan_dose: float | None, seed: int,
+             window: str = "hann") -> np.ndarray:
     """``len(fractions)`` independent low-dose versions ``(N, H, W)`` in HU of one slice, each at ``fraction`` x the
-    scan's own dose (x the reference for a noiseless phantom): the scan plus inserted noise."""
+    scan's own dose (x the reference for a noiseless phantom): the scan plus inserted noise, reconstructed with the
+    FBP filter ``window`` (its texture)."""
     import torch
 
     from medir.physics.ct import LowDoseCT
 
     base = 1.0 if scan_dose is None else scan_dose
-    op = LowDoseCT(dose=base * min(fractions), scan_dose=scan_dose, pixel_size_mm=pixel_of(image))
+    op = LowDoseCT(dose=base * min(fractions), scan_dose=scan_dose, pixel_size_mm=pixel_of(image), window=window)
     x = torch.from_numpy(np.ascontiguousarray(image.array, dtype=np.float32))[None, None]
     noise = op.noise_at_doses(x, [f * base for f in fractions], generator=torch.Generator().manual_seed(seed))
     return (x + noise)[:, 0].numpy()
@@ -188,16 +191,29 @@ def claim_pairs_folder(out: Path, settings: dict, *, resume: bool, force: bool) 
 
 def write_ldct_pairs(out: Path, *, realizations: int = 10, real_realizations: int | None = None,
                      fractions: tuple[float, float] = TRAIN_FRACTIONS, extra: Path | None = None,
-                     extra_realizations: int = 12, resume: bool = False, force: bool = False) -> dict[str, int]:
+                     extra_realizations: int = 12, kernels: tuple[str, ...] = ("hann",), resume: bool = False,
+                     force: bool = False) -> dict[str, int]:
     """Paired folders ``out/{train,val,test}/{lq,hq}`` (NPZ, HU): ``realizations`` draws per training slice
     (``real_realizations`` per packaged real one, default the same; ``extra_realizations`` per slice of ``extra``)
     at dose fractions log-uniform in ``fractions``, and each validation and test slice at every ``TEST_FRACTIONS``
-    level. ``resume`` skips slices whose pairs are all written (an interrupted run goes on where it stopped)."""
+    level. ``kernels``: FBP filter windows of the inserted noise (its texture); each training draw takes one at
+    random, validation and test slices get every level with every kernel (tags ``q``, ``s`` for the first,
+    ``q_KERNEL``, ``s_KERNEL`` for the others). With the single default kernel the pairs are exactly those of
+    earlier versions. ``resume`` skips slices whose pairs are all written (an interrupted run goes on where it
+    stopped)."""
     from tqdm.auto import tqdm
 
-    claim_pairs_folder(out, {"realizations": realizations, "real_realizations": real_realizations,
-                             "fractions": [float(f) for f in fractions], "extra": extra is not None,
-                             "extra_realizations": extra_realizations}, resume=resume, force=force)
+    from medir.physics.projector import FILTER_WINDOWS
+
+    unknown = [k for k in kernels if k not in FILTER_WINDOWS]
+    if unknown or not kernels or len(set(kernels)) != len(kernels):
+        raise MedirError(f"kernels {list(kernels)}: give distinct FBP windows among {', '.join(FILTER_WINDOWS)}")
+    settings = {"realizations": realizations, "real_realizations": real_realizations,
+                "fractions": [float(f) for f in fractions], "extra": extra is not None,
+                "extra_realizations": extra_realizations}
+    if tuple(kernels) != ("hann",):
+        settings["kernels"] = list(kernels)
+    claim_pairs_folder(out, settings, resume=resume, force=force)
     packaged = {Path(n).stem for n in REAL_SPLIT}
     counts = {}
     for split in ("train", "val", "test"):
@@ -210,13 +226,24 @@ def write_ldct_pairs(out: Path, *, realizations: int = 10, real_realizations: in
                          else real_realizations if real and real_realizations is not None else realizations)
                 tags = [f"r{r}" for r in range(draws)]
                 doses = list(np.exp(rng.uniform(*np.log(fractions), size=draws)))
+                chosen = ([kernels[0]] * draws if len(kernels) == 1
+                          else [kernels[i] for i in rng.integers(len(kernels), size=draws)])
             else:
-                tags, doses = list(TEST_FRACTIONS), list(TEST_FRACTIONS.values())
+                tags = [t if i == 0 else f"{t}_{kern}" for i, kern in enumerate(kernels) for t in TEST_FRACTIONS]
+                doses = list(TEST_FRACTIONS.values()) * len(kernels)
+                chosen = [kern for kern in kernels for _ in TEST_FRACTIONS]
             paths = [out / split / kind / f"{name}_{tag}.npz" for tag in tags for kind in ("lq", "hq")]
             if resume and all(p.is_file() for p in paths):
                 n += len(tags)
                 continue
-            lows = low_dose(image, doses, scan_dose=scan_dose_of(image, real), seed=1000 * SEEDS[split] + k)
+            lows = [None] * len(tags)
+            for i, kern in enumerate(kernels):  # one operator per kernel; the first keeps the historical seed
+                picked = [j for j, c in enumerate(chosen) if c == kern]
+                if picked:
+                    drawn = low_dose(image, [doses[j] for j in picked], scan_dose=scan_dose_of(image, real, window=kern),
+                                     seed=1000 * SEEDS[split] + k + 100_003 * i, window=kern)
+                    for j, low in zip(picked, drawn):
+                        lows[j] = low
             for tag, low in zip(tags, lows):
                 again = force or resume  # resume: a slice left half-written is written again, identically
                 write_image(Image(low, meta), out / split / "lq" / f"{name}_{tag}.npz", force=again)
@@ -268,6 +295,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--extra", type=Path, help="also use the extra real CT in this folder (medir.data.ct_sources; "
                                               "fetch it with: bash scripts/fetch_ct_sources.sh data/ct_sources)")
     p.add_argument("--extra-realizations", type=int, default=12, help="noise draws per extra real training slice")
+    p.add_argument("--kernels", nargs="+", default=["hann"], metavar="WINDOW",
+                   help="FBP filter windows of the inserted noise (its texture), one drawn per training pair "
+                        "(default: hann; e.g. hann hamming cosine shepp-logan ramp)")
     p.add_argument("--resume", action="store_true", help="skip slices whose pairs are already written")
     p.add_argument("--example", action="store_true", help="write the shipped example DICOMs into OUT instead")
     p.add_argument("--force", action="store_true")
@@ -279,7 +309,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.pairs:
         counts = write_ldct_pairs(args.out, realizations=args.realizations, real_realizations=args.real_realizations,
                                   fractions=tuple(args.fractions), extra=args.extra,
-                                  extra_realizations=args.extra_realizations, resume=args.resume, force=args.force)
+                                  extra_realizations=args.extra_realizations, kernels=tuple(args.kernels),
+                                  resume=args.resume, force=args.force)
     else:
         counts = write_ldct_folders(args.out, force=args.force)
     print(f"wrote {counts['train']} training, {counts.get('val', 0)} validation and {counts['test']} held-out items "

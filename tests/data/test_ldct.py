@@ -71,3 +71,28 @@ def test_a_pairs_folder_that_is_a_dangling_link_or_a_file_is_refused_in_words(tm
     (tmp_path / "file").write_text("x")
     with pytest.raises(MedirError, match="is a file"):
         claim_pairs_folder(tmp_path / "file", {}, resume=False, force=True)
+
+
+def test_noise_kernels_add_textures_and_leave_the_default_pairs_unchanged(tmp_path, monkeypatch):
+    """``kernels``: validation gets every level with every kernel (the first keeps the plain tags and the same draw
+    as a single-kernel run); a sharper kernel puts the inserted noise at higher frequencies."""
+    import medir.data.ldct as ldct
+    from medir.io import Image, ImageMeta, read_image
+
+    n, pixel = 96, 1.0
+    c = np.arange(n) - n / 2 + 0.5
+    body = np.where(np.hypot(c[:, None], c[None, :]) < 0.4 * n, 40.0, -1000.0).astype(np.float32)
+    phantom = Image(body, ImageMeta(modality="CT", units="HU", spacing=(pixel, pixel)))
+    monkeypatch.setattr(ldct, "ldct_sources", lambda split, extra=None: [("disk", phantom, False)])
+    ldct.write_ldct_pairs(tmp_path / "one", realizations=2)
+    ldct.write_ldct_pairs(tmp_path / "two", realizations=6, kernels=("hann", "ramp"))
+    val = sorted(p.name for p in (tmp_path / "two" / "val" / "lq").iterdir())
+    assert val == ["disk_q.npz", "disk_q_ramp.npz", "disk_s.npz", "disk_s_ramp.npz"]
+    one = read_image(tmp_path / "one" / "val" / "lq" / "disk_q.npz").array
+    np.testing.assert_array_equal(read_image(tmp_path / "two" / "val" / "lq" / "disk_q.npz").array, one)
+    ramp = read_image(tmp_path / "two" / "val" / "lq" / "disk_q_ramp.npz").array
+    inner = slice(n // 2 - 24, n // 2 + 24)
+    assert nps_peak(ramp[inner, inner] - 40.0, pixel_mm=pixel) > nps_peak(one[inner, inner] - 40.0, pixel_mm=pixel)
+    assert len(list((tmp_path / "two" / "train" / "lq").iterdir())) == 6
+    with pytest.raises(MedirError, match="distinct FBP windows"):
+        ldct.write_ldct_pairs(tmp_path / "bad", kernels=("hann", "sharp"))
