@@ -57,3 +57,14 @@ def test_model_files_get_ordinary_permissions(tiny_ct_model):
     os.umask(mask)
     for f in tiny_ct_model.iterdir():
         assert f.stat().st_mode & 0o777 == 0o666 & ~mask, f.name
+
+
+def test_every_shipped_card_says_its_intended_use_its_held_out_numbers_and_its_limits():
+    """Each shipped README has a written part (use, held-out results, limits) beside the generated card (whose
+    JSON says none of these words); re-shipping weights with ``save_model`` alone would lose it."""
+    from medir.engine.modelfile import load_card, shipped_models
+
+    for name, path in shipped_models().items():
+        text = (path / "README.md").read_text().lower()
+        assert "intended use" in text and "held-out" in text and "limits" in text, name
+        assert load_card(path).markdown().lower().count("intended use") == 0
