@@ -150,7 +150,9 @@ def update_card(path: str, rows: list[dict], per_slice_s: float, bm3d_s: float, 
 
     directory = resolve_model_path(path)
     card = load_card(directory)
-    tag = "" if size == 128 else f"{256 / size:g}mm"
+    from medir.data.phantoms import FOV_MM
+
+    tag = "" if size == 128 else f"{FOV_MM / size:g}mm"
     prefix, held_key = (f"test{tag}_", f"held_out_{tag}") if tag else ("test_", "held_out")
     for key in [k for k in card.metrics if k.startswith(prefix) or k == held_key]:
         del card.metrics[key]
@@ -162,7 +164,7 @@ def update_card(path: str, rows: list[dict], per_slice_s: float, bm3d_s: float, 
     card.metrics[f"{prefix}seconds_per_slice"] = round(per_slice_s, 3)
     card.metrics[held_key] = (f"OMP_NUM_THREADS=1 python benchmarks/pet_eval.py --model {path} --data {data}: "
                               f"{len(rows)} slices of the 2 test subjects (python -m medir.data.petmr {data}"
-                              f"{'' if size == 128 else f' --size {size}'}), {size} x {size} at {256 / size:g} mm, "
+                              f"{'' if size == 128 else f' --size {size}'}), {size} x {size} at {FOV_MM / size:g} mm, "
                               "mfdiff-low input; activity a.u.; PSNR/SSIM data range = per-image target max - min; "
                               "bm3d = BM3D with sigma tuned per image against the target; lesion = output/target mean "
                               "in PET-only lesions")
@@ -179,6 +181,7 @@ def load(name: str):
 
 def main() -> None:
     from medir.data.petmr import lesion_masks, load_split
+    from medir.data.phantoms import FOV_MM
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="shipped model name or model folder (none: input and baselines only)")
@@ -220,7 +223,7 @@ def main() -> None:
               f" NLM {row['nlm']['psnr']:.2f} BM3D {row['bm3d']['psnr']:.2f}"
               + (f" model {row['model']['psnr']:.2f}" if model is not None else ""), flush=True)
     methods = list(METHODS) + ([("model", f"medir {card.arch} ({args.model})")] if model is not None else [])
-    print(f"\n{n} held-out test slices (2 test subjects, whole brain), {size} x {size} at {256 / size:g} mm; "
+    print(f"\n{n} held-out test slices (2 test subjects, whole brain), {size} x {size} at {FOV_MM / size:g} mm; "
           "activity units (a.u.)")
     print("PSNR/SSIM: data range = per-image target max - min; NMSE = ||x - y||^2 / ||y||^2; mean ± std over slices")
     print(f"MFdiff paper's low-dose input (Table 1): {PAPER_INPUT['psnr']} dB / NMSE {PAPER_INPUT['nmse']}")

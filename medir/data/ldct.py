@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -283,7 +284,11 @@ def write_ldct_folders(out: Path, *, force: bool = False) -> dict[str, int]:
     return counts
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """The command line; bad input (an unusable output folder, other settings than a folder's pairs) is one line on
+    stderr and exit code 2."""
+    from medir.physics.projector import FILTER_WINDOWS
+
     p = argparse.ArgumentParser(description="Write the offline CT slices (HU, .npz), optionally as quarter-dose pairs.")
     p.add_argument("out", type=Path)
     p.add_argument("--pairs", action="store_true", help="write {train,test}/{lq,hq} low-dose pairs")
@@ -295,27 +300,32 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--extra", type=Path, help="also use the extra real CT in this folder (medir.data.ct_sources; "
                                               "fetch it with: bash scripts/fetch_ct_sources.sh data/ct_sources)")
     p.add_argument("--extra-realizations", type=int, default=12, help="noise draws per extra real training slice")
-    p.add_argument("--kernels", nargs="+", default=["hann"], metavar="WINDOW",
+    p.add_argument("--kernels", nargs="+", default=["hann"], metavar="WINDOW", choices=FILTER_WINDOWS,
                    help="FBP filter windows of the inserted noise (its texture), one drawn per training pair "
                         "(default: hann; e.g. hann hamming cosine shepp-logan ramp)")
     p.add_argument("--resume", action="store_true", help="skip slices whose pairs are already written")
     p.add_argument("--example", action="store_true", help="write the shipped example DICOMs into OUT instead")
     p.add_argument("--force", action="store_true")
     args = p.parse_args(argv)
-    if args.example:
-        low, ref = write_example(args.out, force=args.force)
-        print(f"wrote {low} and {ref}")
-        return
-    if args.pairs:
-        counts = write_ldct_pairs(args.out, realizations=args.realizations, real_realizations=args.real_realizations,
-                                  fractions=tuple(args.fractions), extra=args.extra,
-                                  extra_realizations=args.extra_realizations, kernels=tuple(args.kernels),
-                                  resume=args.resume, force=args.force)
-    else:
-        counts = write_ldct_folders(args.out, force=args.force)
+    try:
+        if args.example:
+            low, ref = write_example(args.out, force=args.force)
+            print(f"wrote {low} and {ref}")
+            return 0
+        if args.pairs:
+            counts = write_ldct_pairs(args.out, realizations=args.realizations,
+                                      real_realizations=args.real_realizations, fractions=tuple(args.fractions),
+                                      extra=args.extra, extra_realizations=args.extra_realizations,
+                                      kernels=tuple(args.kernels), resume=args.resume, force=args.force)
+        else:
+            counts = write_ldct_folders(args.out, force=args.force)
+    except MedirError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"wrote {counts['train']} training, {counts.get('val', 0)} validation and {counts['test']} held-out items "
           f"under {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

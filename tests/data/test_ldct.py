@@ -96,3 +96,17 @@ def test_noise_kernels_add_textures_and_leave_the_default_pairs_unchanged(tmp_pa
     assert len(list((tmp_path / "two" / "train" / "lq").iterdir())) == 6
     with pytest.raises(MedirError, match="distinct FBP windows"):
         ldct.write_ldct_pairs(tmp_path / "bad", kernels=("hann", "sharp"))
+
+
+def test_the_command_refuses_bad_kernels_and_unusable_folders_in_one_line_exit_2(tmp_path, capsys):
+    from medir.data.ldct import main
+
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path / "out"), "--pairs", "--kernels", "hann", "sharp"])
+    assert stop.value.code == 2 and "sharp" in capsys.readouterr().err
+    occupied = tmp_path / "file"
+    occupied.write_text("not a folder")
+    assert main([str(occupied), "--pairs"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a file" in err[0]
+    assert occupied.read_text() == "not a folder"
